@@ -1,0 +1,35 @@
+# The two commands of the README: `make run` (the local stack) and `make test`.
+# Each creates .venv and installs what it needs on first use.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+REQS   := requirements-dev.txt layers/common/requirements.txt
+STAMP  := $(VENV)/.installed
+
+.PHONY: run test lint unit bench key clean
+
+$(STAMP): $(REQS)
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	touch $(STAMP)
+
+run: $(STAMP)
+	$(PY) -m local
+
+test: $(STAMP)
+	$(VENV)/bin/cfn-lint template.yaml
+	$(PY) -m pytest
+
+unit: $(STAMP)
+	$(PY) -m pytest tests/unit
+
+bench: $(STAMP)
+	$(PY) bench/requests_per_operation.py
+	$(PY) bench/cold_start.py
+
+# make key ORG=acme USER=alice [TABLE=...] : create an API key in a deployed table
+key: $(STAMP)
+	PYTHONPATH=layers/common $(PY) -m jobsvc.keys create --organization "$(ORG)" --user "$(USER)" $(if $(TABLE),--table "$(TABLE)")
+
+clean:
+	rm -rf $(VENV) .pytest_cache .aws-sam

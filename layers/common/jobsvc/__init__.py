@@ -1,0 +1,1 @@
+"""jobsvc: the domain of the job lifecycle service (states, storage, jobs, auth)."""

@@ -1,0 +1,48 @@
+"""Configuration, read from the environment once into one typed object."""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from functools import lru_cache
+
+
+def _bool(value: str | None, default: bool = False) -> bool:
+    if value is None or value == "":
+        return default
+    return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+@dataclass(frozen=True)
+class Settings:
+    table_name: str
+    region: str
+    endpoint_url: str | None
+    #: allow http:// and private/loopback callback hosts (the local stack does).
+    allow_private_callbacks: bool
+    #: request bodies larger than this are refused with 413.
+    max_body_bytes: int
+    #: serialised metadata larger than this is refused with 422.
+    max_metadata_bytes: int
+    max_message_bytes: int
+    idempotency_ttl_seconds: int
+    default_expires_in_seconds: int
+
+    @classmethod
+    def from_env(cls, env: dict[str, str] | None = None) -> "Settings":
+        env = os.environ if env is None else env
+        return cls(
+            table_name=env.get("TABLE_NAME", "jobs"),
+            region=env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or "us-east-1",
+            endpoint_url=env.get("AWS_ENDPOINT_URL_DYNAMODB") or env.get("AWS_ENDPOINT_URL") or None,
+            allow_private_callbacks=_bool(env.get("ALLOW_PRIVATE_CALLBACKS")),
+            max_body_bytes=int(env.get("MAX_BODY_BYTES", 1024 * 1024)),
+            max_metadata_bytes=int(env.get("MAX_METADATA_BYTES", 64 * 1024)),
+            max_message_bytes=int(env.get("MAX_MESSAGE_BYTES", 256 * 1024)),
+            idempotency_ttl_seconds=int(env.get("IDEMPOTENCY_TTL_SECONDS", 24 * 3600)),
+            default_expires_in_seconds=int(env.get("DEFAULT_EXPIRES_IN_SECONDS", 86400)),
+        )
+
+
+@lru_cache(maxsize=1)
+def settings() -> Settings:
+    return Settings.from_env()

@@ -1,0 +1,104 @@
+"""Input and output models of the public API (kept apart from the storage models).
+
+Inputs are strict (no type coercion) and refuse unknown members; the OpenAPI
+document is generated from these classes.
+"""
+from __future__ import annotations
+
+from typing import Any, Literal, Optional, Union
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from . import states
+
+Status = Literal["created", "pending", "running", "completed", "failed", "cancelled", "expired"]
+InitialStatus = Literal["created", "pending", "running"]
+JobType = Literal["job", "run", "batch"]
+CreatableJobType = Literal["job", "run"]
+Role = Literal["user", "assistant", "system", "tool"]
+
+assert set(Status.__args__) == set(states.STATUSES)  # type: ignore[attr-defined]
+assert set(InitialStatus.__args__) == set(states.INITIAL)  # type: ignore[attr-defined]
+
+_STRICT = ConfigDict(extra="forbid", strict=True)
+
+
+class JobCreate(BaseModel):
+    """Body of ``POST /v1/jobs``; every member is optional."""
+
+    model_config = _STRICT
+
+    job_type: CreatableJobType = "job"
+    status: InitialStatus = "created"
+    metadata: dict[str, Any] = Field(default_factory=dict, description="JSON object, at most 64 KiB serialised")
+    callback_url: Optional[str] = Field(None, max_length=2048)
+    background: bool = False
+    expires_in_seconds: int = Field(86400, ge=60, le=604800)
+    heartbeat_timeout_seconds: Optional[int] = Field(None, ge=10, le=86400)
+
+
+class JobUpdate(BaseModel):
+    """Body of ``PATCH /v1/jobs/{job_id}``; every member is optional.
+
+    ``metadata`` is merged key by key (a key set to ``null`` is removed).
+    ``stop_reason``, ``ttft_ns``, ``total_duration_ns`` and ``callback_url``
+    set to ``null`` are cleared.
+    """
+
+    model_config = _STRICT
+
+    status: Optional[Status] = None
+    metadata: Optional[dict[str, Any]] = None
+    stop_reason: Optional[str] = Field(None, max_length=64)
+    ttft_ns: Optional[int] = Field(None, ge=0)
+    total_duration_ns: Optional[int] = Field(None, ge=0)
+    callback_url: Optional[str] = Field(None, max_length=2048)
+
+
+class Job(BaseModel):
+    id: str
+    status: Status
+    job_type: JobType
+    created_at: str
+    last_updated_at: str
+    completed_at: Optional[str]
+    user_id: str
+    organization_id: str
+    metadata: dict[str, Any]
+    background: bool
+    stop_reason: Optional[str]
+    callback_url: Optional[str]
+    callback_sent_at: Optional[str]
+    callback_status_code: Optional[int]
+    callback_error: Optional[str]
+    ttft_ns: Optional[int]
+    total_duration_ns: Optional[int]
+    expires_at: str
+    heartbeat_timeout_seconds: Optional[int]
+
+
+class MessageCreate(BaseModel):
+    model_config = _STRICT
+
+    role: Role
+    content: Union[str, dict[str, Any]]
+
+
+class Message(BaseModel):
+    id: str
+    job_id: str
+    role: Role
+    content: Union[str, dict[str, Any]]
+    created_at: str
+
+
+class Error(BaseModel):
+    detail: Union[str, list[Any]]
+
+
+class TransitionError(Error):
+    current_status: Status
+
+
+class Health(BaseModel):
+    status: Literal["ok"]

@@ -1,0 +1,68 @@
+"""The job state machine, as data.
+
+Everything else (the DynamoDB condition of a transition, the API's 409, the
+documentation) is derived from ``TRANSITIONS``.
+"""
+from __future__ import annotations
+
+CREATED = "created"
+PENDING = "pending"
+RUNNING = "running"
+COMPLETED = "completed"
+FAILED = "failed"
+CANCELLED = "cancelled"
+EXPIRED = "expired"
+
+#: from-status -> the statuses it may move to.
+TRANSITIONS: dict[str, frozenset[str]] = {
+    CREATED: frozenset({PENDING, CANCELLED, EXPIRED}),
+    PENDING: frozenset({RUNNING, CANCELLED, EXPIRED}),
+    RUNNING: frozenset({COMPLETED, FAILED, CANCELLED}),
+    COMPLETED: frozenset(),
+    FAILED: frozenset(),
+    CANCELLED: frozenset(),
+    EXPIRED: frozenset(),
+}
+
+STATUSES: tuple[str, ...] = tuple(TRANSITIONS)
+TERMINAL: frozenset[str] = frozenset(s for s, targets in TRANSITIONS.items() if not targets)
+ACTIVE: frozenset[str] = frozenset(STATUSES) - TERMINAL
+#: statuses a job may be created in.
+INITIAL: tuple[str, ...] = (CREATED, PENDING, RUNNING)
+
+
+def is_terminal(status: str) -> bool:
+    return status in TERMINAL
+
+
+def can_transition(source: str, target: str) -> bool:
+    return target in TRANSITIONS[source]
+
+
+def sources_of(target: str) -> frozenset[str]:
+    """Every status from which ``target`` may be entered by a transition."""
+    return frozenset(s for s, targets in TRANSITIONS.items() if target in targets)
+
+
+def allowed_current(target: str | None) -> frozenset[str]:
+    """Statuses a job may be in for an update asking for ``target`` to succeed.
+
+    ``None`` (no status in the update) and a non-terminal status the job already
+    has are not transitions: they apply to any non-terminal job of that status.
+    A terminal target is reachable only from its sources; asking a terminal job
+    for the status it already has is answered without a write (see jobs.py).
+    """
+    if target is None:
+        return ACTIVE
+    if target in TERMINAL:
+        return sources_of(target)
+    return sources_of(target) | {target}
+
+
+def table_markdown() -> str:
+    """The transition table as the contract prints it (used by the docs)."""
+    rows = ["| from | allowed to |", "|---|---|"]
+    for source, targets in TRANSITIONS.items():
+        allowed = ", ".join(f"`{t}`" for t in STATUSES if t in targets) or "nothing (terminal)"
+        rows.append(f"| `{source}` | {allowed} |")
+    return "\n".join(rows)

@@ -1,0 +1,489 @@
+"""The one module that talks to DynamoDB.
+
+Single-table design (table and indexes are declared in template.yaml; a test
+checks that these models agree with it):
+
+======================  ======================  ===========================
+item                    pk                      sk
+======================  ======================  ===========================
+job                     ``ORG#<org>``           ``JOB#<job id>``
+idempotency record      ``ORG#<org>``           ``IDEM#<key>``
+message                 ``JOB#<job id>``        ``MSG#<message id>``
+API key                 ``APIKEY#<sha256>``     ``APIKEY``
+======================  ======================  ===========================
+
+Every job list is a ``Query`` on the table (all of an organization's jobs) or
+on one of the sparse list indexes, each keyed ``ORG#<org>#...`` and sorted by
+job id.  The expiry and heartbeat indexes serve the timeout sweep; their
+partition keys are sharded so that no one partition takes every write.
+"""
+from __future__ import annotations
+
+import math
+import zlib
+from dataclasses import dataclass
+from typing import Any
+
+from pynamodb.attributes import BooleanAttribute, MapAttribute, NumberAttribute, UnicodeAttribute
+from pynamodb.connection import Connection
+from pynamodb.constants import ALL_NEW
+from pynamodb.exceptions import DeleteError, TransactWriteError
+from pynamodb.expressions.condition import Condition
+from pynamodb.expressions.update import Action
+from pynamodb.indexes import AllProjection, GlobalSecondaryIndex, KeysOnlyProjection
+from pynamodb.models import Model
+from pynamodb.transactions import TransactWrite
+
+from . import errors, states
+from .config import settings
+
+_CFG = settings()
+SWEEP_SHARDS = 8
+#: largest and smallest job ids, the default bounds of a list.
+MIN_JOB_ID = "job-00000000-0000-0000-0000-000000000000"
+MAX_JOB_ID = "job-ffffffff-ffff-ffff-ffff-ffffffffffff"
+
+
+class _Meta:
+    table_name = _CFG.table_name
+    region = _CFG.region
+    host = _CFG.endpoint_url
+    max_retry_attempts = 3
+
+
+def _index_meta(name: str, projection) -> type:
+    return type("Meta", (), {"index_name": name, "projection": projection})
+
+
+class StatusIndex(GlobalSecondaryIndex):
+    Meta = _index_meta("by-status", AllProjection())
+    status_pk = UnicodeAttribute(hash_key=True)
+    id = UnicodeAttribute(range_key=True)
+
+
+class TypeIndex(GlobalSecondaryIndex):
+    Meta = _index_meta("by-type", AllProjection())
+    type_pk = UnicodeAttribute(hash_key=True)
+    id = UnicodeAttribute(range_key=True)
+
+
+class ActiveIndex(GlobalSecondaryIndex):
+    Meta = _index_meta("active", AllProjection())
+    active_pk = UnicodeAttribute(hash_key=True)
+    id = UnicodeAttribute(range_key=True)
+
+
+class SourceIndex(GlobalSecondaryIndex):
+    Meta = _index_meta("by-source", AllProjection())
+    source_pk = UnicodeAttribute(hash_key=True)
+    id = UnicodeAttribute(range_key=True)
+
+
+class ExpiryIndex(GlobalSecondaryIndex):
+    """Jobs still ``created``/``pending``, by ``expires_at`` (the sweep expires them)."""
+
+    Meta = _index_meta("expiry", KeysOnlyProjection())
+    exp_pk = UnicodeAttribute(hash_key=True)
+    expires_at = UnicodeAttribute(range_key=True)
+
+
+class HeartbeatIndex(GlobalSecondaryIndex):
+    """``running`` jobs by heartbeat deadline (epoch seconds; the sweep fails them)."""
+
+    Meta = _index_meta("heartbeat", KeysOnlyProjection())
+    hb_pk = UnicodeAttribute(hash_key=True)
+    hb_due = NumberAttribute(range_key=True)
+
+
+class JobItem(Model):
+    Meta = type("Meta", (_Meta,), {})
+
+    pk = UnicodeAttribute(hash_key=True)
+    sk = UnicodeAttribute(range_key=True)
+    id = UnicodeAttribute()
+    organization_id = UnicodeAttribute()
+    user_id = UnicodeAttribute()
+    status = UnicodeAttribute()
+    job_type = UnicodeAttribute()
+    created_at = UnicodeAttribute()
+    last_updated_at = UnicodeAttribute()
+    completed_at = UnicodeAttribute(null=True)
+    metadata = MapAttribute(default=dict)
+    background = BooleanAttribute(default=False)
+    stop_reason = UnicodeAttribute(null=True)
+    callback_url = UnicodeAttribute(null=True)
+    callback_sent_at = UnicodeAttribute(null=True)
+    callback_status_code = NumberAttribute(null=True)
+    callback_error = UnicodeAttribute(null=True)
+    ttft_ns = NumberAttribute(null=True)
+    total_duration_ns = NumberAttribute(null=True)
+    expires_at = UnicodeAttribute()
+    heartbeat_timeout_seconds = NumberAttribute(null=True)
+    # index keys (absent = not in that index)
+    status_pk = UnicodeAttribute(null=True)
+    type_pk = UnicodeAttribute(null=True)
+    active_pk = UnicodeAttribute(null=True)
+    source_pk = UnicodeAttribute(null=True)
+    exp_pk = UnicodeAttribute(null=True)
+    hb_pk = UnicodeAttribute(null=True)
+    hb_due = NumberAttribute(null=True)
+
+    by_status = StatusIndex()
+    by_type = TypeIndex()
+    active = ActiveIndex()
+    by_source = SourceIndex()
+    expiry = ExpiryIndex()
+    heartbeat = HeartbeatIndex()
+
+
+class IdempotencyItem(Model):
+    Meta = type("Meta", (_Meta,), {})
+
+    pk = UnicodeAttribute(hash_key=True)
+    sk = UnicodeAttribute(range_key=True)
+    body_hash = UnicodeAttribute()
+    job_id = UnicodeAttribute()
+    ttl = NumberAttribute()
+
+
+class MessageItem(Model):
+    Meta = type("Meta", (_Meta,), {})
+
+    pk = UnicodeAttribute(hash_key=True)
+    sk = UnicodeAttribute(range_key=True)
+    id = UnicodeAttribute()
+    job_id = UnicodeAttribute()
+    organization_id = UnicodeAttribute()
+    role = UnicodeAttribute()
+    content_json = UnicodeAttribute()
+    created_at = UnicodeAttribute()
+
+
+class ApiKeyItem(Model):
+    Meta = type("Meta", (_Meta,), {})
+
+    pk = UnicodeAttribute(hash_key=True)
+    sk = UnicodeAttribute(range_key=True)
+    organization_id = UnicodeAttribute()
+    user_id = UnicodeAttribute()
+    created_at = UnicodeAttribute()
+    name = UnicodeAttribute(null=True)
+
+
+MODELS: tuple[type[Model], ...] = (JobItem, IdempotencyItem, MessageItem, ApiKeyItem)
+_transactions = Connection(region=_CFG.region, host=_CFG.endpoint_url)
+
+
+def botocore_clients() -> list[Any]:
+    """Every botocore client this module uses (tests count requests on them)."""
+    return [m._get_connection().connection.client for m in MODELS] + [_transactions.client]
+
+
+# ---- keys --------------------------------------------------------------------------
+
+
+def org_pk(org: str) -> str:
+    return f"ORG#{org}"
+
+
+def job_sk(job_id: str) -> str:
+    return f"JOB#{job_id}"
+
+
+def _shard(job_id: str) -> int:
+    return zlib.crc32(job_id.encode()) % SWEEP_SHARDS
+
+
+def index_keys(org: str, job_id: str, status: str, job_type: str, source_id: Any) -> dict[str, str | None]:
+    """The list-index keys a job has in ``status`` (None = absent from that index)."""
+    open_ = status in (states.CREATED, states.PENDING)
+    return {
+        "status_pk": f"ORG#{org}#STATUS#{status}",
+        "type_pk": f"ORG#{org}#TYPE#{job_type}",
+        "active_pk": None if states.is_terminal(status) else f"ORG#{org}#ACTIVE",
+        "source_pk": f"ORG#{org}#SOURCE#{source_id}" if isinstance(source_id, str) and source_id else None,
+        "exp_pk": f"EXP#{_shard(job_id)}" if open_ else None,
+    }
+
+
+def heartbeat_pk(job_id: str) -> str:
+    return f"HB#{_shard(job_id)}"
+
+
+# ---- JSON <-> DynamoDB values ------------------------------------------------------
+
+
+def to_attribute_value(value: Any) -> dict[str, Any]:
+    """A JSON value as a DynamoDB AttributeValue (pre-serialised, so PynamoDB passes it as is)."""
+    if value is None:
+        return {"NULL": True}
+    if isinstance(value, bool):
+        return {"BOOL": value}
+    if isinstance(value, (int, float)):
+        return {"N": repr(value) if isinstance(value, float) else str(value)}
+    if isinstance(value, str):
+        return {"S": value}
+    if isinstance(value, list):
+        return {"L": [to_attribute_value(v) for v in value]}
+    if isinstance(value, dict):
+        return {"M": {k: to_attribute_value(v) for k, v in value.items()}}
+    raise TypeError(f"not a JSON value: {type(value).__name__}")
+
+
+def check_dynamodb_json(value: Any, what: str, depth: int = 0) -> None:
+    """Refuse JSON that DynamoDB cannot store faithfully (raises InvalidInput)."""
+    if depth > 16:
+        raise errors.InvalidInput(f"{what} is nested too deeply (at most 16 levels)")
+    if isinstance(value, bool) or value is None or isinstance(value, str):
+        return
+    if isinstance(value, int):
+        if abs(value) >= 10**38:
+            raise errors.InvalidInput(f"{what} holds an integer with more than 38 digits")
+        return
+    if isinstance(value, float):
+        if not math.isfinite(value) or (value != 0 and not 1e-130 < abs(value) < 1e125):
+            raise errors.InvalidInput(f"{what} holds a number out of range")
+        return
+    if isinstance(value, list):
+        for v in value:
+            check_dynamodb_json(v, what, depth + 1)
+        return
+    if isinstance(value, dict):
+        for k, v in value.items():
+            if not k:
+                raise errors.InvalidInput(f"{what} has an empty key")
+            check_dynamodb_json(v, what, depth + 1)
+        return
+    raise errors.InvalidInput(f"{what} is not JSON")
+
+
+# ---- jobs --------------------------------------------------------------------------
+
+
+def get_job(org: str, job_id: str) -> JobItem | None:
+    try:
+        return JobItem.get(org_pk(org), job_sk(job_id))
+    except JobItem.DoesNotExist:
+        return None
+
+
+def put_job(job: JobItem, idempotency: IdempotencyItem | None = None, now_epoch: int = 0) -> IdempotencyItem | None:
+    """Store a new job: one PutItem, or one TransactWriteItems with its idempotency record.
+
+    Returns None on success, or the live idempotency record that already holds the key.
+    """
+    if idempotency is None:
+        job.save(condition=JobItem.pk.does_not_exist())
+        return None
+    try:
+        with TransactWrite(connection=_transactions) as tx:
+            tx.save(job, condition=JobItem.pk.does_not_exist())
+            tx.save(
+                idempotency,
+                condition=IdempotencyItem.pk.does_not_exist() | (IdempotencyItem.ttl < now_epoch),
+                return_values="ALL_OLD",
+            )
+    except TransactWriteError as exc:
+        reasons = exc.cancellation_reasons
+        if len(reasons) > 1 and reasons[1] is not None and reasons[1].code == "ConditionalCheckFailed":
+            return IdempotencyItem.from_raw_data(reasons[1].raw_item) if reasons[1].raw_item else idempotency
+        if any(r is not None and r.code == "TransactionConflict" for r in reasons):
+            raise TransactionConflict() from exc
+        raise
+    return None
+
+
+class TransactionConflict(Exception):
+    """DynamoDB refused a transaction because another one was writing the same item."""
+
+
+@dataclass
+class UpdateOutcome:
+    job: JobItem | None  # the job after the update, or as it was when the condition failed
+    applied: bool
+
+
+def update_job(org: str, job_id: str, actions: list[Action], condition: Condition) -> UpdateOutcome:
+    """One conditional UpdateItem on a job.
+
+    The condition always includes the job's existence.  On a failed condition
+    DynamoDB hands back the item as it is (``ReturnValuesOnConditionCheckFailure``),
+    so the caller can tell 404 from 409 without a second request.
+    """
+    conn = JobItem._get_connection().connection
+    kwargs = conn.get_operation_kwargs(
+        _Meta.table_name,
+        org_pk(org),
+        range_key=job_sk(job_id),
+        actions=actions,
+        condition=JobItem.pk.exists() & condition,
+        return_values=ALL_NEW,
+        return_values_on_condition_failure="ALL_OLD",
+    )
+    try:
+        data = conn.dispatch("UpdateItem", kwargs)
+    except Exception as exc:  # pynamodb wraps botocore's ClientError; the original keeps the item
+        cause = getattr(exc, "__cause__", None) or exc
+        response = getattr(cause, "response", None) or getattr(exc, "response", {}) or {}
+        code = response.get("Error", {}).get("Code")
+        if code == "ConditionalCheckFailedException":
+            item = response.get("Item")
+            return UpdateOutcome(JobItem.from_raw_data(item) if item else None, applied=False)
+        _raise_input_error(code, response)
+        raise
+    return UpdateOutcome(JobItem.from_raw_data(data["Attributes"]), applied=True)
+
+
+def _raise_input_error(code: str | None, response: dict) -> None:
+    if code == "ValidationException":
+        message = response.get("Error", {}).get("Message", "")
+        if "size" in message.lower():
+            raise errors.BodyTooLarge("the job would exceed the maximum item size (400 KB)")
+        raise errors.InvalidInput(f"the update cannot be stored: {message}")
+
+
+def delete_job(org: str, job_id: str) -> JobItem | None:
+    """Delete a job in one request; returns the deleted job, or None if there was none."""
+    conn = JobItem._get_connection()
+    try:
+        data = conn.delete_item(
+            org_pk(org), range_key=job_sk(job_id), condition=JobItem.pk.exists(), return_values="ALL_OLD"
+        )
+    except DeleteError as exc:
+        if _is_condition_failure(exc):
+            return None
+        raise
+    return JobItem.from_raw_data(data["Attributes"])
+
+
+def _is_condition_failure(exc: Exception) -> bool:
+    cause = getattr(exc, "cause", None) or getattr(exc, "__cause__", None)
+    code = getattr(cause, "response", {}).get("Error", {}).get("Code") if cause is not None else None
+    return code == "ConditionalCheckFailedException" or "ConditionalCheckFailed" in str(exc)
+
+
+@dataclass(frozen=True)
+class ListQuery:
+    org: str
+    low: str  # inclusive bounds on the job id
+    high: str
+    descending: bool
+    limit: int
+    status: str | None = None
+    active: bool | None = None
+    job_type: str | None = None
+    source_id: str | None = None
+
+
+def list_jobs(q: ListQuery) -> list[JobItem]:
+    """One page of jobs.
+
+    The most selective filter picks the index (source, status, type, active, or
+    the organization's partition); the others become a filter expression, in
+    which case DynamoDB may need more than one request to fill the page.
+    """
+    filters: list[Condition] = []
+    if q.source_id is not None:
+        model, hash_key = JobItem.by_source, f"ORG#{q.org}#SOURCE#{q.source_id}"
+    elif q.status is not None:
+        model, hash_key = JobItem.by_status, f"ORG#{q.org}#STATUS#{q.status}"
+    elif q.job_type is not None:
+        model, hash_key = JobItem.by_type, f"ORG#{q.org}#TYPE#{q.job_type}"
+    elif q.active:
+        model, hash_key = JobItem.active, f"ORG#{q.org}#ACTIVE"
+    else:
+        model, hash_key = JobItem, org_pk(q.org)
+    if q.status is not None and model is not JobItem.by_status:
+        filters.append(JobItem.status == q.status)
+    if q.job_type is not None and model is not JobItem.by_type:
+        filters.append(JobItem.job_type == q.job_type)
+    if q.active is True and model is not JobItem.active:
+        filters.append(JobItem.status.is_in(*states.ACTIVE))
+    elif q.active is False:
+        filters.append(JobItem.status.is_in(*states.TERMINAL))
+
+    if model is JobItem:
+        key_condition = JobItem.sk.between(job_sk(q.low), job_sk(q.high))
+    else:
+        key_condition = JobItem.id.between(q.low, q.high)
+    condition = None
+    for f in filters:
+        condition = f if condition is None else condition & f
+    return list(
+        model.query(
+            hash_key,
+            range_key_condition=key_condition,
+            filter_condition=condition,
+            scan_index_forward=not q.descending,
+            limit=q.limit,
+            page_size=q.limit if condition is None else max(q.limit, 100),
+        )
+    )
+
+
+# ---- idempotency -------------------------------------------------------------------
+
+
+def idempotency_sk(key: str) -> str:
+    return f"IDEM#{key}"
+
+
+# ---- messages ----------------------------------------------------------------------
+
+
+def put_message(org: str, message: MessageItem) -> bool:
+    """Store a message if its job exists in ``org`` (one TransactWriteItems). False if not."""
+    try:
+        with TransactWrite(connection=_transactions) as tx:
+            tx.condition_check(JobItem, org_pk(org), job_sk(message.job_id), condition=JobItem.pk.exists())
+            tx.save(message, condition=MessageItem.pk.does_not_exist())
+    except TransactWriteError as exc:
+        reasons = exc.cancellation_reasons
+        if reasons and reasons[0] is not None and reasons[0].code == "ConditionalCheckFailed":
+            return False
+        _raise_input_error(getattr(exc.cause, "response", {}).get("Error", {}).get("Code"), {})
+        raise
+    return True
+
+
+def list_messages(
+    job_id: str, low: str, high: str, descending: bool, limit: int, role: str | None
+) -> list[MessageItem]:
+    return list(
+        MessageItem.query(
+            f"JOB#{job_id}",
+            range_key_condition=MessageItem.sk.between(f"MSG#{low}", f"MSG#{high}"),
+            filter_condition=(MessageItem.role == role) if role else None,
+            scan_index_forward=not descending,
+            limit=limit,
+            page_size=limit if role is None else max(limit, 100),
+        )
+    )
+
+
+# ---- API keys ----------------------------------------------------------------------
+
+
+def api_key_pk(key_hash: str) -> str:
+    return f"APIKEY#{key_hash}"
+
+
+def get_api_key(key_hash: str) -> ApiKeyItem | None:
+    try:
+        return ApiKeyItem.get(api_key_pk(key_hash), "APIKEY")
+    except ApiKeyItem.DoesNotExist:
+        return None
+
+
+def put_api_key(item: ApiKeyItem) -> None:
+    item.save()
+
+
+def delete_api_key(key_hash: str) -> bool:
+    try:
+        ApiKeyItem(api_key_pk(key_hash), "APIKEY").delete(condition=ApiKeyItem.pk.exists())
+    except DeleteError as exc:
+        if _is_condition_failure(exc):
+            return False
+        raise
+    return True

@@ -1,0 +1,111 @@
+"""The whole service on one machine: emulator + resources from template.yaml + handlers + gateway."""
+from __future__ import annotations
+
+import os
+import sys
+import threading
+from dataclasses import dataclass, field
+
+from .emulator import Emulator
+from .gateway import Gateway
+from .lambdas import LocalFunction
+from .template import REGION, Template
+
+#: template parameters the local stack always sets (it allows http and private callbacks).
+LOCAL_PARAMETERS = {"AllowPrivateCallbacks": "true", "LogLevel": "WARNING"}
+#: trigger types fed by the gateway; the others are fed by pumps.
+HTTP_TRIGGERS = {"HttpApi"}
+
+
+@dataclass(frozen=True)
+class ApiKey:
+    key: str
+    organization_id: str
+    user_id: str
+
+
+def parse_api_keys(spec: str) -> list[ApiKey]:
+    """``key:organization:user`` entries, comma separated."""
+    keys = []
+    for entry in filter(None, (part.strip() for part in spec.split(","))):
+        parts = entry.split(":")
+        if len(parts) != 3 or not all(parts):
+            raise ValueError(f"LOCAL_API_KEYS entry {entry!r} is not key:organization:user")
+        keys.append(ApiKey(*parts))
+    return keys
+
+
+@dataclass
+class LocalStack:
+    port: int = 3000
+    endpoint_url: str | None = None
+    api_keys: list[ApiKey] = field(default_factory=list)
+    schedule_seconds: float = 5.0
+    verbose: bool = False
+
+    def __post_init__(self) -> None:
+        self.template = Template(LOCAL_PARAMETERS)
+        self.emulator = Emulator(self.endpoint_url)
+        self.functions: dict[str, LocalFunction] = {}
+        self.gateway: Gateway | None = None
+        self._threads: list[threading.Thread] = []
+        self.unfed_triggers: list[str] = []
+
+    @property
+    def url(self) -> str:
+        assert self.gateway is not None
+        return f"http://127.0.0.1:{self.gateway.server_address[1]}"
+
+    def _environment(self, endpoint: str) -> None:
+        """What a Lambda's environment would hold, plus the emulator's endpoint."""
+        os.environ.setdefault("AWS_ACCESS_KEY_ID", "local")
+        os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "local")
+        os.environ["AWS_DEFAULT_REGION"] = os.environ["AWS_REGION"] = REGION
+        os.environ["AWS_ENDPOINT_URL"] = endpoint
+        merged: dict[str, str] = {}
+        for function in self.template.functions().values():
+            for name, value in function.environment.items():
+                if merged.setdefault(name, value) != value:
+                    raise RuntimeError(f"functions disagree on {name}; the local stack runs them in one process")
+        os.environ.update(merged)
+        for layer in self.template.layer_dirs():
+            if str(layer) not in sys.path:
+                sys.path.insert(0, str(layer))
+
+    def start(self) -> "LocalStack":
+        endpoint = self.emulator.start()
+        self._environment(endpoint)
+        self.emulator.create_resources(self.template)
+
+        from jobsvc.auth import create_key  # after the environment is set: it reads it once
+
+        for key in self.api_keys:
+            create_key(key.organization_id, key.user_id, name="local", key=key.key)
+
+        specs = self.template.functions()
+        self.functions = {name: LocalFunction(spec) for name, spec in specs.items()}
+        for name, spec in specs.items():
+            for event_name, event in spec.events.items():
+                if event["Type"] not in HTTP_TRIGGERS:
+                    self.unfed_triggers.append(f"{name}.{event_name} ({event['Type']})")
+
+        routes = self.template.routes()
+        for name in {r.function for r in routes} | {r.authorizer for r in routes if r.authorizer}:
+            self.functions[name].warm()
+        self.gateway = Gateway(self.port, routes, self.functions, verbose=self.verbose)
+        thread = threading.Thread(target=self.gateway.serve_forever, name="gateway", daemon=True)
+        thread.start()
+        self._threads.append(thread)
+        return self
+
+    def stop(self) -> None:
+        if self.gateway is not None:
+            self.gateway.shutdown()
+            self.gateway.server_close()
+        self.emulator.stop()
+
+    def __enter__(self) -> "LocalStack":
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
