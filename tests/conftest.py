@@ -1,0 +1,20 @@
+"""Shared test set-up: an isolated AWS environment, never a real account."""
+from __future__ import annotations
+
+import os
+
+# Before anything imports jobsvc (it reads its configuration once).
+os.environ.update(
+    AWS_ACCESS_KEY_ID="testing",
+    AWS_SECRET_ACCESS_KEY="testing",
+    AWS_SESSION_TOKEN="testing",
+    AWS_DEFAULT_REGION="us-east-1",
+    AWS_REGION="us-east-1",
+    TABLE_NAME="JobsTable",
+    ALLOW_PRIVATE_CALLBACKS="false",
+    POWERTOOLS_SERVICE_NAME="jobs-test",
+    POWERTOOLS_LOG_LEVEL="WARNING",
+    POWERTOOLS_TRACE_DISABLED="true",
+)
+for name in ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_DYNAMODB", "AWS_PROFILE"):
+    os.environ.pop(name, None)

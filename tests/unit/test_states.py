@@ -1,0 +1,47 @@
+import itertools
+
+import pytest
+
+from jobsvc import states
+
+# The contract's table (api-contract.md section 2), written out independently.
+CONTRACT = {
+    "created": {"pending", "cancelled", "expired"},
+    "pending": {"running", "cancelled", "expired"},
+    "running": {"completed", "failed", "cancelled"},
+    "completed": set(), "failed": set(), "cancelled": set(), "expired": set(),
+}
+
+
+def test_table_is_the_contracts():
+    assert {k: set(v) for k, v in states.TRANSITIONS.items()} == CONTRACT
+
+
+@pytest.mark.parametrize("source,target", itertools.product(CONTRACT, CONTRACT))
+def test_every_pair(source, target):
+    assert states.can_transition(source, target) == (target in CONTRACT[source])
+
+
+def test_terminal_and_active():
+    assert states.TERMINAL == {"completed", "failed", "cancelled", "expired"}
+    assert states.ACTIVE == {"created", "pending", "running"}
+
+
+def test_allowed_current_statuses_of_an_update():
+    # no status: any non-terminal job takes the update
+    assert states.allowed_current(None) == {"created", "pending", "running"}
+    # a non-terminal target also accepts a job already there (not a transition)
+    assert states.allowed_current("running") == {"pending", "running"}
+    assert states.allowed_current("pending") == {"created", "pending"}
+    assert states.allowed_current("created") == {"created"}
+    # a terminal target only from its sources: the write never touches a terminal job
+    assert states.allowed_current("completed") == {"running"}
+    assert states.allowed_current("cancelled") == {"created", "pending", "running"}
+    assert states.allowed_current("expired") == {"created", "pending"}
+
+
+def test_markdown_table_lists_every_status():
+    text = states.table_markdown()
+    for status in CONTRACT:
+        assert f"| `{status}` |" in text
+    assert "| `running` | `completed`, `failed`, `cancelled` |" in text

@@ -1,0 +1,52 @@
+"""template.yaml is the single source of truth: the code must agree with it."""
+from jobsvc import storage
+from local.template import Template
+from tests.helpers import load_function
+
+
+def test_pynamodb_models_match_the_table_in_the_template():
+    table = Template().table_definitions()[0]["create"]
+    def keys(schema: list[dict]) -> list[tuple[str, str]]:
+        return sorted((k["KeyType"], k["AttributeName"]) for k in schema)
+
+    declared = {
+        gsi["IndexName"]: (keys(gsi["KeySchema"]), gsi["Projection"]["ProjectionType"])
+        for gsi in table["GlobalSecondaryIndexes"]
+    }
+    modelled = {
+        name: (keys(index._get_schema()["key_schema"]), index._get_schema()["projection"]["ProjectionType"])
+        for name, index in storage.JobItem._indexes.items()
+    }
+    assert modelled == declared
+    assert table["KeySchema"] == [{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}]
+    for definition in table["AttributeDefinitions"]:
+        attribute = storage.JobItem.get_attributes()[definition["AttributeName"]]
+        assert attribute.attr_type == definition["AttributeType"], definition
+    assert storage.JobItem.Meta.table_name == Template().functions()["ApiFunction"].environment["TABLE_NAME"]
+
+
+def test_every_template_route_is_served_by_the_api_and_back():
+    app = load_function("api").app
+    served = {(route.method, route.openapi_path) for route in app._static_routes + app._dynamic_routes}
+    served -= {("GET", "/v1/docs")}  # added by enable_swagger, declared in the template like the others
+    declared = {(r.method, r.path) for r in Template().routes() if r.path != "$default"} - {("GET", "/v1/docs")}
+    assert served == declared
+
+
+def test_public_routes_are_exactly_the_unauthenticated_ones():
+    api = load_function("api")
+    public = {r.route_key for r in Template().routes() if r.authorizer is None}
+    assert public == {"GET /v1/health", "GET /v1/openapi.json", "GET /v1/docs", "ANY $default"}
+    assert api.PUBLIC_ROUTES == {"GET /v1/health", "GET /v1/openapi.json", "GET /v1/docs", "$default"}
+
+
+def test_template_resources():
+    t = Template()
+    table = t.resources["JobsTable"]["Properties"]
+    assert table["BillingMode"] == "PAY_PER_REQUEST"
+    assert table["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"] is True
+    assert table["StreamSpecification"]["StreamViewType"] == "NEW_AND_OLD_IMAGES"
+    assert table["TimeToLiveSpecification"] == {"AttributeName": "ttl", "Enabled": True}
+    glob = t.doc["Globals"]["Function"]
+    assert glob["Runtime"] == "python3.13" and glob["Architectures"] == ["arm64"]
+    assert "ApiUrl" in t.doc["Outputs"]
