@@ -4,9 +4,10 @@ from __future__ import annotations
 import importlib.util
 import json
 import sys
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator
+
+from local.counting import count_dynamodb_requests  # noqa: F401  (re-exported for tests)
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 EVENTS = ROOT / "events"
@@ -39,23 +40,3 @@ class LambdaContext:
 
     def get_remaining_time_in_millis(self) -> int:
         return 10_000
-
-
-@contextmanager
-def count_dynamodb_requests() -> Iterator[list[str]]:
-    """The DynamoDB operations made inside the block, counted with botocore's event hooks."""
-    from jobsvc import storage
-
-    calls: list[str] = []
-
-    def hook(model: Any, **_: Any) -> None:
-        calls.append(model.name)
-
-    clients = storage.botocore_clients()
-    for client in clients:
-        client.meta.events.register("before-call.dynamodb", hook)
-    try:
-        yield calls
-    finally:
-        for client in clients:
-            client.meta.events.unregister("before-call.dynamodb", hook)
