@@ -1,6 +1,7 @@
 """The AWS side of the local stack: an embedded moto server (or any endpoint given)."""
 from __future__ import annotations
 
+import json
 import threading
 from typing import Any
 
@@ -66,9 +67,10 @@ class Emulator:
             self._server = None
 
     def client(self, service: str) -> Any:
+        credentials = {"aws_access_key_id": "local", "aws_secret_access_key": "local"} if self.embedded else {}
         return boto3.client(
             service, endpoint_url=self.endpoint_url, region_name=REGION,
-            config=Config(retries={"max_attempts": 2, "mode": "standard"}),
+            config=Config(retries={"max_attempts": 2, "mode": "standard"}), **credentials,
         )
 
     def create_resources(self, template: Template) -> None:
@@ -87,3 +89,20 @@ class Emulator:
                     TableName=request["TableName"],
                     TimeToLiveSpecification={"AttributeName": ttl["AttributeName"], "Enabled": True},
                 )
+        for logical_id in template.of_type("AWS::DynamoDB::Table"):
+            description = dynamodb.describe_table(TableName=template.physical_name(logical_id))["Table"]
+            values = {"Ref": description["TableName"], "Arn": description["TableArn"]}
+            if description.get("LatestStreamArn"):
+                values["StreamArn"] = description["LatestStreamArn"]
+            template.bind(logical_id, **values)
+
+        sqs = self.client("sqs")
+        for logical_id, attributes in template.queue_definitions().items():
+            url = sqs.create_queue(QueueName=template.physical_name(logical_id), Attributes=attributes)["QueueUrl"]
+            arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+            template.bind(logical_id, Ref=url, Arn=arn, QueueName=template.physical_name(logical_id), QueueUrl=url)
+        for logical_id, policy in template.redrive_policies().items():
+            sqs.set_queue_attributes(
+                QueueUrl=template.physical[logical_id]["Ref"],
+                Attributes={"RedrivePolicy": json.dumps(policy)},
+            )

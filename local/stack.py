@@ -9,12 +9,11 @@ from dataclasses import dataclass, field
 from .emulator import Emulator
 from .gateway import Gateway
 from .lambdas import LocalFunction
+from .pumps import PUMPS, Pump
 from .template import REGION, Template
 
 #: template parameters the local stack always sets (it allows http and private callbacks).
 LOCAL_PARAMETERS = {"AllowPrivateCallbacks": "true", "LogLevel": "WARNING"}
-#: trigger types fed by the gateway; the others are fed by pumps.
-HTTP_TRIGGERS = {"HttpApi"}
 
 
 @dataclass(frozen=True)
@@ -41,6 +40,7 @@ class LocalStack:
     endpoint_url: str | None = None
     api_keys: list[ApiKey] = field(default_factory=list)
     schedule_seconds: float = 5.0
+    poll_seconds: float = 0.05
     verbose: bool = False
 
     def __post_init__(self) -> None:
@@ -49,6 +49,7 @@ class LocalStack:
         self.functions: dict[str, LocalFunction] = {}
         self.gateway: Gateway | None = None
         self._threads: list[threading.Thread] = []
+        self.pumps: list[Pump] = []
         self.unfed_triggers: list[str] = []
 
     @property
@@ -84,10 +85,13 @@ class LocalStack:
 
         specs = self.template.functions()
         self.functions = {name: LocalFunction(spec) for name, spec in specs.items()}
-        for name, spec in specs.items():
-            for event_name, event in spec.events.items():
-                if event["Type"] not in HTTP_TRIGGERS:
-                    self.unfed_triggers.append(f"{name}.{event_name} ({event['Type']})")
+        for name, kind, props in self.template.event_sources():
+            if kind not in PUMPS:
+                self.unfed_triggers.append(f"{name} ({kind})")
+                continue
+            pump = PUMPS[kind](self.functions[name], props, self.emulator, self.poll_seconds)
+            pump.start()
+            self.pumps.append(pump)
 
         routes = self.template.routes()
         for name in {r.function for r in routes} | {r.authorizer for r in routes if r.authorizer}:
@@ -99,6 +103,10 @@ class LocalStack:
         return self
 
     def stop(self) -> None:
+        for pump in self.pumps:
+            pump.stop()
+        for pump in self.pumps:
+            pump.join(timeout=10)
         if self.gateway is not None:
             self.gateway.shutdown()
             self.gateway.server_close()

@@ -11,7 +11,7 @@ import yaml
 ROOT = Path(__file__).resolve().parent.parent
 TEMPLATE = ROOT / "template.yaml"
 REGION = "us-east-1"
-ACCOUNT = "000000000000"
+ACCOUNT = "123456789012"  # moto's default account
 
 
 class _CfnLoader(yaml.SafeLoader):
@@ -77,6 +77,11 @@ class Template:
             name: str(spec.get("Default", "")) for name, spec in self.doc.get("Parameters", {}).items()
         }
         self.parameters.update(overrides or {})
+        #: what the emulator created: logical id -> {"Ref": ..., "Arn": ..., other attributes}
+        self.physical: dict[str, dict[str, str]] = {}
+
+    def bind(self, logical_id: str, **values: str) -> None:
+        self.physical.setdefault(logical_id, {}).update(values)
 
     # ---- intrinsics ---------------------------------------------------------------
 
@@ -104,9 +109,12 @@ class Template:
                 return REGION
             if ref == "AWS::StackName":
                 return "local"
-            return self.physical_name(ref)
+            return self.physical.get(ref, {}).get("Ref", self.physical_name(ref))
         if "Fn::GetAtt" in value:
             logical_id, attribute = value["Fn::GetAtt"]
+            bound = self.physical.get(logical_id, {})
+            if attribute in bound:
+                return bound[attribute]
             return self.arn(logical_id) if attribute == "Arn" else f"{self.arn(logical_id)}/{attribute}"
         if "Fn::Sub" in value:
             text = value["Fn::Sub"]
@@ -135,6 +143,34 @@ class Template:
                 request["StreamSpecification"] = {"StreamEnabled": True, **props["StreamSpecification"]}
             requests.append({"create": request, "ttl": props.get("TimeToLiveSpecification")})
         return requests
+
+    def queue_definitions(self) -> dict[str, dict]:
+        """Queue attributes by logical id (the redrive policy is resolved separately)."""
+        out = {}
+        for logical_id, resource in self.of_type("AWS::SQS::Queue").items():
+            props = resource.get("Properties", {})
+            out[logical_id] = {
+                name: str(props[name])
+                for name in ("VisibilityTimeout", "MessageRetentionPeriod", "DelaySeconds", "ReceiveMessageWaitTimeSeconds")
+                if name in props
+            }
+        return out
+
+    def redrive_policies(self) -> dict[str, dict]:
+        return {
+            logical_id: self.resolve(resource["Properties"]["RedrivePolicy"])
+            for logical_id, resource in self.of_type("AWS::SQS::Queue").items()
+            if resource.get("Properties", {}).get("RedrivePolicy")
+        }
+
+    def event_sources(self) -> list[tuple[str, str, dict]]:
+        """(function, event type, resolved properties) of every non-HTTP trigger."""
+        out = []
+        for function_id, function in self.functions().items():
+            for event in function.events.values():
+                if event["Type"] != "HttpApi":
+                    out.append((function_id, event["Type"], self.resolve(event.get("Properties", {}))))
+        return out
 
     def functions(self) -> dict[str, Function]:
         glob = self.doc.get("Globals", {}).get("Function", {})

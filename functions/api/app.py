@@ -14,10 +14,13 @@ from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
 from aws_lambda_powertools.event_handler.openapi.params import Body, Header, Path, Query
 
-from jobsvc import errors, jobs
+from jobsvc import errors, jobs, webhooks
 from jobsvc.auth import Actor
 from jobsvc.config import settings
-from jobsvc.schemas import Health, Job, JobCreate, JobType, JobUpdate, Message, MessageCreate, Role, Status, TransitionError
+from jobsvc.schemas import (
+    CallbackAttempt, Health, Job, JobCreate, JobType, JobUpdate, Message, MessageCreate, Redelivery, Role, Status,
+    TransitionError, WebhookSecret,
+)
 
 logger = Logger()
 app = APIGatewayHttpResolver(enable_validation=True)
@@ -164,6 +167,26 @@ def list_messages(
     role: Annotated[Optional[Role], Query()] = None,
 ) -> list[Message]:
     return jobs.list_messages(actor(), job_id, before=before, after=after, limit=limit, order=order, role=role)
+
+
+@app.get("/v1/jobs/<job_id>/callbacks", tags=["webhooks"], responses=_ERRORS)
+def list_callbacks(job_id: JobId, limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> list[CallbackAttempt]:
+    return webhooks.list_attempts(actor(), job_id, limit)
+
+
+@app.post("/v1/jobs/<job_id>/callbacks/redeliver", tags=["webhooks"], responses={202: {"description": "queued"}, 409: {"description": "the job is not terminal or has no callback_url"}, **_ERRORS})
+def redeliver(job_id: JobId) -> Response[Redelivery]:
+    return _json(202, webhooks.request_redelivery(actor(), job_id))
+
+
+@app.get("/v1/webhook-secret", tags=["webhooks"], responses=_ERRORS)
+def webhook_secret() -> WebhookSecret:
+    return webhooks.get_secret(actor())
+
+
+@app.post("/v1/webhook-secret/rotate", tags=["webhooks"], responses=_ERRORS)
+def rotate_webhook_secret() -> WebhookSecret:
+    return webhooks.rotate_secret(actor())
 
 
 # ---- entry point -------------------------------------------------------------------

@@ -26,6 +26,15 @@ class Settings:
     max_message_bytes: int
     idempotency_ttl_seconds: int
     default_expires_in_seconds: int
+    #: webhooks (contract section 4)
+    webhook_queue_url: str
+    webhook_dlq_url: str
+    webhook_timeout_seconds: float
+    webhook_max_retries: int
+    webhook_backoff_base_seconds: float
+    webhook_backoff_cap_seconds: float
+    #: how long a delivery attempt is owned by its sender (longer than the function timeout)
+    webhook_lease_seconds: int
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> "Settings":
@@ -40,6 +49,13 @@ class Settings:
             max_message_bytes=int(env.get("MAX_MESSAGE_BYTES", 256 * 1024)),
             idempotency_ttl_seconds=int(env.get("IDEMPOTENCY_TTL_SECONDS", 24 * 3600)),
             default_expires_in_seconds=int(env.get("DEFAULT_EXPIRES_IN_SECONDS", 86400)),
+            webhook_queue_url=env.get("WEBHOOK_QUEUE_URL", ""),
+            webhook_dlq_url=env.get("WEBHOOK_DLQ_URL", ""),
+            webhook_timeout_seconds=float(env.get("WEBHOOK_TIMEOUT_SECONDS", 5)),
+            webhook_max_retries=int(env.get("WEBHOOK_MAX_RETRIES", 5)),
+            webhook_backoff_base_seconds=float(env.get("WEBHOOK_BACKOFF_BASE_SECONDS", 1)),
+            webhook_backoff_cap_seconds=float(env.get("WEBHOOK_BACKOFF_CAP_SECONDS", 30)),
+            webhook_lease_seconds=int(env.get("WEBHOOK_LEASE_SECONDS", 120)),
         )
 
 

@@ -102,3 +102,23 @@ class TransitionError(Error):
 
 class Health(BaseModel):
     status: Literal["ok"]
+
+
+class CallbackAttempt(BaseModel):
+    webhook_id: str
+    event_type: str
+    attempt: int
+    sent_at: str
+    status_code: Optional[int]
+    error: Optional[str]
+    duration_ms: int
+    succeeded: bool
+
+
+class Redelivery(BaseModel):
+    webhook_id: str
+    delivery_id: str
+
+
+class WebhookSecret(BaseModel):
+    secret: str

@@ -27,7 +27,7 @@ from typing import Any
 from pynamodb.attributes import BooleanAttribute, MapAttribute, NumberAttribute, UnicodeAttribute
 from pynamodb.connection import Connection
 from pynamodb.constants import ALL_NEW
-from pynamodb.exceptions import DeleteError, TransactWriteError
+from pynamodb.exceptions import DeleteError, PutError, TransactWriteError
 from pynamodb.expressions.condition import Condition
 from pynamodb.expressions.update import Action
 from pynamodb.indexes import AllProjection, GlobalSecondaryIndex, KeysOnlyProjection
@@ -487,3 +487,187 @@ def delete_api_key(key_hash: str) -> bool:
             return False
         raise
     return True
+
+
+# ---- webhooks: secrets, deliveries, attempts ---------------------------------------
+#
+#   webhook secret     ORG#<org>      WEBHOOK_SECRET
+#   delivery           JOB#<job id>   DLV#<delivery id>   (one per event sent; a redelivery is another)
+#   attempt            JOB#<job id>   ATT#<attempt id>    (one per HTTP attempt, time-ordered)
+
+
+class WebhookSecretItem(Model):
+    Meta = type("Meta", (_Meta,), {})
+
+    pk = UnicodeAttribute(hash_key=True)
+    sk = UnicodeAttribute(range_key=True)
+    secret = UnicodeAttribute()
+    previous_secret = UnicodeAttribute(null=True)
+    previous_valid_until = NumberAttribute(null=True)  # epoch seconds
+    rotated_at = UnicodeAttribute(null=True)
+
+
+class DeliveryItem(Model):
+    """The state of one event's delivery; every claim and outcome is a conditional write on it."""
+
+    Meta = type("Meta", (_Meta,), {})
+
+    pk = UnicodeAttribute(hash_key=True)
+    sk = UnicodeAttribute(range_key=True)
+    webhook_id = UnicodeAttribute()
+    state = UnicodeAttribute()  # sending | waiting | succeeded | gone | failed
+    attempts = NumberAttribute(default=0)
+    lease_until = NumberAttribute(default=0)
+
+
+class AttemptItem(Model):
+    Meta = type("Meta", (_Meta,), {})
+
+    pk = UnicodeAttribute(hash_key=True)
+    sk = UnicodeAttribute(range_key=True)
+    webhook_id = UnicodeAttribute()
+    delivery_id = UnicodeAttribute()
+    event_type = UnicodeAttribute()
+    attempt = NumberAttribute()
+    sent_at = UnicodeAttribute()
+    status_code = NumberAttribute(null=True)
+    error = UnicodeAttribute(null=True)
+    duration_ms = NumberAttribute()
+    succeeded = BooleanAttribute()
+
+
+MODELS += (WebhookSecretItem, DeliveryItem, AttemptItem)
+WEBHOOK_SECRET_SK = "WEBHOOK_SECRET"
+
+
+def job_children_pk(job_id: str) -> str:
+    return f"JOB#{job_id}"
+
+
+def get_webhook_secret(org: str) -> WebhookSecretItem | None:
+    try:
+        return WebhookSecretItem.get(org_pk(org), WEBHOOK_SECRET_SK)
+    except WebhookSecretItem.DoesNotExist:
+        return None
+
+
+def create_webhook_secret(org: str, secret: str) -> WebhookSecretItem:
+    """Store the organization's first secret; if one appeared meanwhile, return that one."""
+    item = WebhookSecretItem(org_pk(org), WEBHOOK_SECRET_SK, secret=secret)
+    try:
+        item.save(condition=WebhookSecretItem.pk.does_not_exist())
+    except PutError as exc:
+        if not _is_condition_failure(exc):
+            raise
+        return WebhookSecretItem.get(org_pk(org), WEBHOOK_SECRET_SK, consistent_read=True)
+    return item
+
+
+def rotate_webhook_secret(org: str, new_secret: str, previous_valid_until: int, rotated_at: str) -> WebhookSecretItem:
+    """Make ``new_secret`` current; the current one stays valid until ``previous_valid_until``."""
+    conn = WebhookSecretItem._get_connection().connection
+    kwargs = conn.get_operation_kwargs(
+        _Meta.table_name,
+        org_pk(org),
+        range_key=WEBHOOK_SECRET_SK,
+        actions=[
+            WebhookSecretItem.previous_secret.set(WebhookSecretItem.secret | new_secret),
+            WebhookSecretItem.previous_valid_until.set(previous_valid_until),
+            WebhookSecretItem.secret.set(new_secret),
+            WebhookSecretItem.rotated_at.set(rotated_at),
+        ],
+        return_values=ALL_NEW,
+    )
+    data = conn.dispatch("UpdateItem", kwargs)
+    return WebhookSecretItem.from_raw_data(data["Attributes"])
+
+
+@dataclass
+class Claim:
+    claimed: bool
+    attempt: int = 0  # the number of the attempt this claim allows (1-based)
+    job_missing: bool = False
+    current: DeliveryItem | None = None  # the delivery as it was, when the claim was refused
+
+
+def claim_delivery(
+    org: str, job_id: str, delivery_id: str, webhook_id: str, seen: int, now_epoch: int, lease_until: int,
+    takeover: bool = False,
+) -> Claim:
+    """Take the right to make attempt ``seen + 1`` of a delivery (one TransactWriteItems).
+
+    ``seen`` is the number of attempts the caller knows were made: 0 for a new
+    event, k for the retry queued after attempt k. A plain claim succeeds for a
+    new delivery (seen 0, no item yet) or for the retry the item waits for; a
+    ``takeover`` claim succeeds only if attempt ``seen`` is still "sending" and
+    its holder's lease has run out (it crashed). Any other claim is a duplicate
+    (a stream record delivered twice, an SQS message received twice) and is
+    refused, so an event is never sent by two holders at once. A refused claim
+    returns the delivery as it is.
+    """
+    if takeover:
+        condition = (DeliveryItem.state == "sending") & (DeliveryItem.attempts == seen) & (DeliveryItem.lease_until < now_epoch)
+    elif seen == 0:
+        condition = DeliveryItem.pk.does_not_exist()
+    else:
+        condition = (DeliveryItem.state == "waiting") & (DeliveryItem.attempts == seen)
+    item = DeliveryItem(job_children_pk(job_id), f"DLV#{delivery_id}")
+    try:
+        with TransactWrite(connection=_transactions) as tx:
+            tx.condition_check(JobItem, org_pk(org), job_sk(job_id), condition=JobItem.pk.exists())
+            tx.update(
+                item,
+                actions=[
+                    DeliveryItem.webhook_id.set(webhook_id),
+                    DeliveryItem.state.set("sending"),
+                    DeliveryItem.attempts.set(seen + 1),
+                    DeliveryItem.lease_until.set(lease_until),
+                ],
+                condition=condition,
+                return_values="ALL_OLD",
+            )
+    except TransactWriteError as exc:
+        reasons = exc.cancellation_reasons
+        if reasons and reasons[0] is not None and reasons[0].code == "ConditionalCheckFailed":
+            return Claim(False, job_missing=True)
+        if len(reasons) > 1 and reasons[1] is not None and reasons[1].code == "ConditionalCheckFailed":
+            current = DeliveryItem.from_raw_data(reasons[1].raw_item) if reasons[1].raw_item else None
+            return Claim(False, current=current)
+        if any(r is not None and r.code == "TransactionConflict" for r in reasons):
+            raise TransactionConflict() from exc
+        raise
+    return Claim(True, attempt=seen + 1)
+
+
+def record_attempt(
+    org: str, job_id: str, delivery_id: str, attempt: AttemptItem, state: str, job_actions: list[Action]
+) -> bool:
+    """Write one attempt's outcome: the delivery's state, the attempt row and the job's
+    ``callback_*`` members, in one transaction. Returns False if the job is gone
+    (then the delivery and the attempt are still recorded)."""
+    delivery = DeliveryItem(job_children_pk(job_id), f"DLV#{delivery_id}")
+    held = (DeliveryItem.attempts == attempt.attempt) & (DeliveryItem.state == "sending")
+    try:
+        with TransactWrite(connection=_transactions) as tx:
+            tx.update(delivery, actions=[DeliveryItem.state.set(state)], condition=held)
+            tx.save(attempt)
+            tx.update(
+                JobItem(org_pk(org), job_sk(job_id)), actions=job_actions, condition=JobItem.pk.exists()
+            )
+    except TransactWriteError as exc:
+        reasons = exc.cancellation_reasons
+        if len(reasons) > 2 and reasons[2] is not None and reasons[2].code == "ConditionalCheckFailed":
+            with TransactWrite(connection=_transactions) as tx:
+                tx.update(delivery, actions=[DeliveryItem.state.set(state)], condition=held)
+                tx.save(attempt)
+            return False
+        raise
+    return True
+
+
+def list_attempts(job_id: str, limit: int) -> list[AttemptItem]:
+    return list(
+        AttemptItem.query(
+            job_children_pk(job_id), range_key_condition=AttemptItem.sk.startswith("ATT#"), limit=limit, page_size=limit
+        )
+    )

@@ -1,0 +1,248 @@
+"""Webhooks on terminal transitions (contract section 4).
+
+A terminal transition of a job with a ``callback_url`` becomes a *task*: the
+event to send, its ``webhook-id`` (the same on every attempt), the delivery
+it belongs to, and how many attempts are known to have been made. Each
+attempt:
+
+1. claims the delivery with a conditional write (a duplicate stream record or
+   SQS message, or a second sender, is refused: one event is never sent twice
+   as a success);
+2. signs and POSTs the event (``sender.post``);
+3. on a retryable failure queues the next attempt to SQS with the backoff
+   delay; when retries are exhausted (or the URL is refused) it sends the
+   event to the dead-letter queue; ``410 Gone`` stops at once;
+4. records the attempt, the delivery's state and the job's ``callback_*``
+   members in one transaction.
+
+A sender that crashes mid-attempt leaves the delivery "sending" with a lease;
+a later claim takes it over once the lease has run out, so no event is lost.
+"""
+from __future__ import annotations
+
+import json
+import random
+from dataclasses import asdict, dataclass
+from typing import Any, Callable
+
+from . import errors, ids, queues, signing, states, storage
+from .auth import Actor
+from .config import settings
+from .jobs import parse_job_id, to_public
+from .storage import JobItem
+from .timeutil import epoch, iso, now
+
+DELIVERED, RETRYING, DEAD_LETTERED, GONE, DEFERRED, DUPLICATE, JOB_DELETED = (
+    "delivered", "retrying", "dead-lettered", "gone", "deferred", "duplicate", "job-deleted",
+)
+
+
+def webhook_id_for(job_id: str, status: str) -> str:
+    """The id of a job's terminal event: stable, so every attempt and duplicate shares it."""
+    return f"msg_{job_id.removeprefix('job-').replace('-', '')}_{status}"
+
+
+def event_payload(job: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "type": f"job.{job['status']}",
+        "timestamp": job["completed_at"],
+        "job_id": job["id"],
+        "status": job["status"],
+        "completed_at": job["completed_at"],
+        "metadata": job["metadata"],
+        "stop_reason": job["stop_reason"],
+        "job_type": job["job_type"],
+    }
+
+
+@dataclass(frozen=True)
+class Task:
+    organization_id: str
+    job_id: str
+    webhook_id: str
+    delivery_id: str
+    callback_url: str
+    payload: dict[str, Any]
+    seen: int = 0  # attempts known to have been made
+    takeover: bool = False  # claim attempt `seen` from a holder whose lease ran out
+
+    def message(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_message(cls, body: str) -> "Task":
+        data = json.loads(body)
+        if not isinstance(data, dict):
+            raise ValueError("a webhook task is a JSON object")
+        return cls(**data)
+
+    def next(self, seen: int, takeover: bool = False) -> "Task":
+        return Task(**{**asdict(self), "seen": seen, "takeover": takeover})
+
+
+def task_for(job: dict[str, Any], delivery_id: str | None = None) -> Task:
+    webhook_id = webhook_id_for(job["id"], job["status"])
+    return Task(
+        organization_id=job["organization_id"], job_id=job["id"], webhook_id=webhook_id,
+        delivery_id=delivery_id or webhook_id, callback_url=job["callback_url"], payload=event_payload(job),
+    )
+
+
+def task_from_stream(old_image: dict | None, new_image: dict | None) -> Task | None:
+    """The task for a stream record, or None if it is not a terminal transition of a job with a callback.
+
+    (The event source mapping's filter passes only those; this keeps the
+    function right whatever feeds it.)
+    """
+    if not new_image or not old_image or not new_image.get("sk", {}).get("S", "").startswith("JOB#"):
+        return None
+    old_status = old_image.get("status", {}).get("S")
+    new_status = new_image.get("status", {}).get("S")
+    if new_status not in states.TERMINAL or old_status not in states.ACTIVE:
+        return None
+    if not new_image.get("callback_url", {}).get("S"):
+        return None
+    return task_for(to_public(JobItem.from_raw_data(new_image)))
+
+
+def backoff_seconds(failed_attempt: int, rand: Callable[[], float] = random.random) -> int:
+    """Delay before the next attempt: 1 s after the first failure, doubling, capped, +-25 % jitter.
+
+    SQS delays are whole seconds, so the result is rounded (at least 1).
+    """
+    cfg = settings()
+    base = min(cfg.webhook_backoff_cap_seconds, cfg.webhook_backoff_base_seconds * 2 ** (failed_attempt - 1))
+    return max(1, round(base * (0.75 + 0.5 * rand())))
+
+
+def signing_secrets(org: str) -> list[str]:
+    """The secrets that sign a delivery now: the current one, and the previous one for 24 h."""
+    item = storage.get_webhook_secret(org) or storage.create_webhook_secret(org, signing.generate_secret())
+    secrets = [item.secret]
+    if item.previous_secret and item.previous_valid_until and item.previous_valid_until > epoch():
+        secrets.append(item.previous_secret)
+    return secrets
+
+
+def deliver(task: Task) -> str:
+    """Make the next attempt of a task; returns what happened (for logs and tests)."""
+    from . import sender  # requests: only the callbacks function sends, the API only queues
+
+    cfg = settings()
+    moment = epoch()
+    claim = storage.claim_delivery(
+        task.organization_id, task.job_id, task.delivery_id, task.webhook_id, task.seen,
+        moment, moment + cfg.webhook_lease_seconds, takeover=task.takeover,
+    )
+    if not claim.claimed:
+        return _refused_claim(task, claim, moment)
+
+    attempt = claim.attempt
+    body = json.dumps(task.payload, separators=(",", ":"), ensure_ascii=False)
+    timestamp = epoch()
+    headers = {
+        "Content-Type": "application/json",
+        "webhook-id": task.webhook_id,
+        "webhook-timestamp": str(timestamp),
+        "webhook-signature": signing.sign(signing_secrets(task.organization_id), task.webhook_id, timestamp, body),
+    }
+    sent_at = iso(now())
+    outcome = sender.post(
+        task.callback_url, body, headers, cfg.webhook_timeout_seconds, cfg.allow_private_callbacks
+    )
+
+    if outcome.succeeded:
+        state, result = "succeeded", DELIVERED
+    elif outcome.status_code == 410:
+        state, result = "gone", GONE
+    elif outcome.final or attempt > cfg.webhook_max_retries:
+        state, result = "failed", DEAD_LETTERED
+    else:
+        state, result = "waiting", RETRYING
+
+    # the next hop is queued before the outcome is recorded: a crash in between
+    # leaves the delivery "sending" under a lease, which a later claim takes over
+    if state == "waiting":
+        queues.send(cfg.webhook_queue_url, task.next(seen=attempt).message(), backoff_seconds(attempt))
+    elif state == "failed":
+        queues.send(cfg.webhook_dlq_url, {
+            **task.next(seen=attempt).message(),
+            "attempts": attempt, "last_error": outcome.error, "last_status_code": outcome.status_code,
+        })
+
+    record = storage.AttemptItem(
+        storage.job_children_pk(task.job_id), f"ATT#{ids.uuid7()}",
+        webhook_id=task.webhook_id, delivery_id=task.delivery_id, event_type=task.payload["type"],
+        attempt=attempt, sent_at=sent_at, status_code=outcome.status_code, error=outcome.error,
+        duration_ms=outcome.duration_ms, succeeded=outcome.succeeded,
+    )
+    job_actions = [
+        JobItem.callback_sent_at.set(sent_at),
+        JobItem.callback_status_code.set(outcome.status_code) if outcome.status_code is not None
+        else JobItem.callback_status_code.remove(),
+        JobItem.callback_error.set(outcome.error) if outcome.error else JobItem.callback_error.remove(),
+    ]
+    storage.record_attempt(task.organization_id, task.job_id, task.delivery_id, record, state, job_actions)
+    return result
+
+
+def _refused_claim(task: Task, claim: storage.Claim, moment: int) -> str:
+    if claim.job_missing:
+        return JOB_DELETED  # deleted while its webhook was pending: nothing to send
+    current = claim.current
+    if current is None or current.state != "sending":
+        return DUPLICATE  # already delivered, given up, or another attempt owns the next step
+    if current.lease_until < moment and not task.takeover:
+        return deliver(task.next(seen=int(current.attempts), takeover=True))
+    # someone is sending right now, or crashed doing so: look again when the lease has run out
+    delay = int(current.lease_until) - moment + 1
+    queues.send(settings().webhook_queue_url, task.next(seen=int(current.attempts), takeover=True).message(), delay)
+    return DEFERRED
+
+
+# ---- API: attempts, redelivery, secrets ------------------------------------------------
+
+
+def list_attempts(actor: Actor, job_id: str, limit: int = 100) -> list[dict[str, Any]]:
+    job_id = parse_job_id(job_id)
+    if storage.get_job(actor.organization_id, job_id) is None:
+        raise errors.JobNotFound(job_id)
+    return [
+        {
+            "webhook_id": a.webhook_id, "event_type": a.event_type, "attempt": int(a.attempt),
+            "sent_at": a.sent_at, "status_code": None if a.status_code is None else int(a.status_code),
+            "error": a.error, "duration_ms": int(a.duration_ms), "succeeded": a.succeeded,
+        }
+        for a in storage.list_attempts(job_id, limit)
+    ]
+
+
+def request_redelivery(actor: Actor, job_id: str) -> dict[str, str]:
+    """Queue the terminal event of a job again (a new delivery, the same webhook-id)."""
+    job_id = parse_job_id(job_id)
+    item = storage.get_job(actor.organization_id, job_id)
+    if item is None:
+        raise errors.JobNotFound(job_id)
+    if not states.is_terminal(item.status):
+        raise errors.InvalidTransition(f"job {job_id} is {item.status}; only a terminal job has an event to redeliver", item.status)
+    if not item.callback_url:
+        raise errors.InvalidTransition(f"job {job_id} has no callback_url", item.status)
+    job = to_public(item)
+    webhook_id = webhook_id_for(job_id, item.status)
+    task = task_for(job, delivery_id=f"{webhook_id}.redelivery-{ids.uuid7().hex}")
+    queues.send(settings().webhook_queue_url, task.message())
+    return {"webhook_id": task.webhook_id, "delivery_id": task.delivery_id}
+
+
+def get_secret(actor: Actor) -> dict[str, str]:
+    org = actor.organization_id
+    item = storage.get_webhook_secret(org) or storage.create_webhook_secret(org, signing.generate_secret())
+    return {"secret": item.secret}
+
+
+def rotate_secret(actor: Actor) -> dict[str, str]:
+    org = actor.organization_id
+    if storage.get_webhook_secret(org) is None:
+        storage.create_webhook_secret(org, signing.generate_secret())
+    item = storage.rotate_webhook_secret(org, signing.generate_secret(), epoch() + 24 * 3600, iso(now()))
+    return {"secret": item.secret}
