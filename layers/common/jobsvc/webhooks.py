@@ -106,13 +106,13 @@ def task_from_stream(old_image: dict | None, new_image: dict | None) -> Task | N
 
 
 def backoff_seconds(failed_attempt: int, rand: Callable[[], float] = random.random) -> int:
-    """Delay before the next attempt: 1 s after the first failure, doubling, capped, +-25 % jitter.
+    """Delay before the next attempt: 1 s after the first failure, doubling, +-25 % jitter, never over the cap.
 
     SQS delays are whole seconds, so the result is rounded (at least 1).
     """
     cfg = settings()
     base = min(cfg.webhook_backoff_cap_seconds, cfg.webhook_backoff_base_seconds * 2 ** (failed_attempt - 1))
-    return max(1, round(base * (0.75 + 0.5 * rand())))
+    return max(1, min(round(cfg.webhook_backoff_cap_seconds), round(base * (0.75 + 0.5 * rand()))))
 
 
 def signing_secrets(org: str) -> list[str]:

@@ -1,0 +1,227 @@
+"""Webhook delivery against moto (DynamoDB + SQS) and a real receiver on 127.0.0.1."""
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+from standardwebhooks.webhooks import Webhook
+
+from jobsvc import jobs, sender, storage, webhooks
+from jobsvc.auth import Actor
+from jobsvc.config import settings
+from jobsvc.schemas import JobCreate, JobUpdate
+from local.counting import count_dynamodb_requests
+
+ACTOR = Actor("org-w", "user-w")
+
+
+def finished_job(url: str, status: str = "completed") -> dict:
+    job, _ = jobs.create_job(ACTOR, JobCreate(status="running", callback_url=url, metadata={"n": 1}))
+    return jobs.update_job(ACTOR, job["id"], JobUpdate(status=status))
+
+
+def queued(env, queue: str, wait: float = 5.0) -> list[dict]:
+    deadline = time.monotonic() + wait
+    while time.monotonic() < deadline:
+        messages = env.sqs.receive_message(QueueUrl=env.urls[queue], MaxNumberOfMessages=10).get("Messages", [])
+        if messages:
+            for m in messages:
+                env.sqs.delete_message(QueueUrl=env.urls[queue], ReceiptHandle=m["ReceiptHandle"])
+            return [json.loads(m["Body"]) for m in messages]
+        time.sleep(0.1)
+    return []
+
+
+def test_delivery_is_signed_recorded_and_costs_three_requests(webhook_env):
+    secret = webhooks.get_secret(ACTOR)["secret"]
+    job = finished_job(webhook_env.receiver.url())
+    task = webhooks.task_for(job)
+    with count_dynamodb_requests() as calls:
+        assert webhooks.deliver(task) == webhooks.DELIVERED
+    assert calls == ["TransactWriteItems", "GetItem", "TransactWriteItems"]
+
+    (received,) = webhook_env.receiver.requests
+    assert Webhook(secret).verify(received.body, received.headers) == received.json()
+    assert received.json() == {
+        "type": "job.completed", "timestamp": job["completed_at"], "job_id": job["id"], "status": "completed",
+        "completed_at": job["completed_at"], "metadata": {"n": 1}, "stop_reason": None, "job_type": "job",
+    }
+    assert received.headers["webhook-id"] == task.webhook_id
+    after = jobs.get_job(ACTOR, job["id"])
+    assert after["callback_status_code"] == 200 and after["callback_error"] is None and after["callback_sent_at"]
+    (attempt,) = webhooks.list_attempts(ACTOR, job["id"])
+    assert attempt["succeeded"] and attempt["attempt"] == 1 and attempt["status_code"] == 200
+    assert attempt["event_type"] == "job.completed" and attempt["webhook_id"] == task.webhook_id
+    assert queued(webhook_env, "WebhookQueue", wait=0.5) == []
+
+
+def test_a_duplicate_stream_record_is_not_sent_twice(webhook_env):
+    task = webhooks.task_for(finished_job(webhook_env.receiver.url()))
+    assert webhooks.deliver(task) == webhooks.DELIVERED
+    assert webhooks.deliver(task) == webhooks.DUPLICATE
+    assert len(webhook_env.receiver.requests) == 1
+
+
+def test_failure_is_retried_through_the_queue_with_the_same_webhook_id(webhook_env):
+    webhook_env.receiver.behaviour = lambda path, n: 500 if n == 1 else 200
+    job = finished_job(webhook_env.receiver.url())
+    assert webhooks.deliver(webhooks.task_for(job)) == webhooks.RETRYING
+    after = jobs.get_job(ACTOR, job["id"])
+    assert after["callback_status_code"] == 500 and after["callback_error"] == "HTTP 500"
+    (message,) = queued(webhook_env, "WebhookQueue")
+    retry = webhooks.Task(**message)
+    assert retry.seen == 1
+    assert webhooks.deliver(retry) == webhooks.DELIVERED
+    assert webhooks.deliver(retry) == webhooks.DUPLICATE  # the same SQS message received twice
+    ids = {r.headers["webhook-id"] for r in webhook_env.receiver.requests}
+    assert len(webhook_env.receiver.requests) == 2 and len(ids) == 1
+    attempts = webhooks.list_attempts(ACTOR, job["id"])
+    assert [(a["attempt"], a["succeeded"]) for a in attempts] == [(1, False), (2, True)]
+    assert jobs.get_job(ACTOR, job["id"])["callback_error"] is None
+
+
+def test_410_stops_at_once(webhook_env):
+    webhook_env.receiver.behaviour = lambda path, n: 410
+    job = finished_job(webhook_env.receiver.url())
+    assert webhooks.deliver(webhooks.task_for(job)) == webhooks.GONE
+    assert queued(webhook_env, "WebhookQueue", wait=1.5) == []
+    assert queued(webhook_env, "WebhookDeadLetterQueue", wait=0.2) == []
+    assert jobs.get_job(ACTOR, job["id"])["callback_status_code"] == 410
+
+
+def test_exhausted_retries_end_in_the_dead_letter_queue(webhook_env, monkeypatch):
+    monkeypatch.setenv("WEBHOOK_MAX_RETRIES", "1")
+    settings.cache_clear()
+    webhook_env.receiver.behaviour = lambda path, n: 503
+    job = finished_job(webhook_env.receiver.url())
+    task = webhooks.task_for(job)
+    assert webhooks.deliver(task) == webhooks.RETRYING
+    (message,) = queued(webhook_env, "WebhookQueue")
+    assert webhooks.deliver(webhooks.Task(**message)) == webhooks.DEAD_LETTERED
+    (dead,) = queued(webhook_env, "WebhookDeadLetterQueue")
+    assert dead["job_id"] == job["id"] and dead["webhook_id"] == task.webhook_id
+    assert dead["last_error"] == "HTTP 503" and dead["attempts"] == 2
+    assert jobs.get_job(ACTOR, job["id"])["callback_error"] == "HTTP 503"
+    assert queued(webhook_env, "WebhookQueue", wait=1.5) == []
+
+
+def test_a_job_deleted_while_its_webhook_is_pending_is_skipped(webhook_env):
+    job = finished_job(webhook_env.receiver.url())
+    jobs.delete_job(ACTOR, job["id"])
+    assert webhooks.deliver(webhooks.task_for(job)) == webhooks.JOB_DELETED
+    assert webhook_env.receiver.requests == []
+
+
+def test_a_crashed_sender_is_taken_over_after_its_lease(webhook_env):
+    job = finished_job(webhook_env.receiver.url())
+    task = webhooks.task_for(job)
+    now = int(time.time())
+    # a sender claimed attempt 1 and died before sending (its lease has run out)
+    assert storage.claim_delivery(task.organization_id, task.job_id, task.delivery_id, task.webhook_id, 0, now, now - 1).claimed
+    assert webhooks.deliver(task) == webhooks.DELIVERED  # the stream record, retried
+    (attempt,) = webhooks.list_attempts(ACTOR, job["id"])
+    assert attempt["attempt"] == 2 and attempt["succeeded"]
+
+
+def test_a_live_sender_defers_a_duplicate_until_its_lease_ends(webhook_env):
+    job = finished_job(webhook_env.receiver.url())
+    task = webhooks.task_for(job)
+    now = int(time.time())
+    storage.claim_delivery(task.organization_id, task.job_id, task.delivery_id, task.webhook_id, 0, now, now + 1)
+    assert webhooks.deliver(task) == webhooks.DEFERRED
+    assert webhook_env.receiver.requests == []
+    (check,) = queued(webhook_env, "WebhookQueue", wait=5)
+    assert check["takeover"] is True and check["seen"] == 1
+    # the holder never finished: the check takes the delivery over
+    assert webhooks.deliver(webhooks.Task(**check)) == webhooks.DELIVERED
+    assert len(webhook_env.receiver.requests) == 1
+
+
+def test_redelivery_sends_the_event_again_with_the_same_webhook_id(webhook_env):
+    job = finished_job(webhook_env.receiver.url(), status="failed")
+    first = webhooks.task_for(job)
+    assert webhooks.deliver(first) == webhooks.DELIVERED
+    answer = webhooks.request_redelivery(ACTOR, job["id"])
+    assert answer["webhook_id"] == first.webhook_id and answer["delivery_id"] != first.delivery_id
+    (message,) = queued(webhook_env, "WebhookQueue")
+    assert webhooks.deliver(webhooks.Task(**message)) == webhooks.DELIVERED
+    assert [r.headers["webhook-id"] for r in webhook_env.receiver.requests] == [first.webhook_id] * 2
+
+
+def test_redelivery_needs_a_terminal_job_with_a_callback(webhook_env):
+    from jobsvc import errors
+
+    running, _ = jobs.create_job(ACTOR, JobCreate(status="running", callback_url=webhook_env.receiver.url()))
+    with pytest.raises(errors.InvalidTransition) as refused:
+        webhooks.request_redelivery(ACTOR, running["id"])
+    assert refused.value.status_code == 409 and refused.value.current_status == "running"
+    bare, _ = jobs.create_job(ACTOR, JobCreate(status="running"))
+    jobs.update_job(ACTOR, bare["id"], JobUpdate(status="completed"))
+    with pytest.raises(errors.InvalidTransition):
+        webhooks.request_redelivery(ACTOR, bare["id"])
+
+
+def test_rotation_signs_with_both_secrets_for_a_day(webhook_env):
+    old = webhooks.get_secret(ACTOR)["secret"]
+    new = webhooks.rotate_secret(ACTOR)["secret"]
+    assert new != old and webhooks.get_secret(ACTOR)["secret"] == new
+    assert webhooks.signing_secrets(ACTOR.organization_id) == [new, old]
+    job = finished_job(webhook_env.receiver.url())
+    assert webhooks.deliver(webhooks.task_for(job)) == webhooks.DELIVERED
+    (received,) = webhook_env.receiver.requests
+    Webhook(new).verify(received.body, received.headers)
+    Webhook(old).verify(received.body, received.headers)
+
+
+# ---- SSRF: a deployment-like configuration (private networks not allowed) ---------------
+
+
+def test_an_internal_callback_is_refused_at_send_time_and_dead_lettered(webhook_env, monkeypatch):
+    job = finished_job(webhook_env.receiver.url())  # accepted while private URLs were allowed
+    monkeypatch.setenv("ALLOW_PRIVATE_CALLBACKS", "false")
+    settings.cache_clear()
+    assert webhooks.deliver(webhooks.task_for(job)) == webhooks.DEAD_LETTERED
+    assert webhook_env.receiver.requests == []
+    (dead,) = queued(webhook_env, "WebhookDeadLetterQueue")
+    assert dead["last_error"].startswith("refused")
+    assert jobs.get_job(ACTOR, job["id"])["callback_error"].startswith("refused")
+    assert queued(webhook_env, "WebhookQueue", wait=1.5) == []
+
+
+@pytest.mark.parametrize("url", [
+    "https://169.254.169.254/latest/meta-data/", "https://[::1]/hook", "https://[fd00::1]/hook",
+    "https://10.1.2.3/hook", "http://example.com/hook", "https://localhost/hook",
+])
+def test_sender_refuses_internal_urls_without_sending(url):
+    outcome = sender.post(url, "{}", {}, timeout=1, allow_private=False)
+    assert outcome.final and not outcome.succeeded and outcome.error.startswith("refused")
+
+
+def test_the_connected_address_is_checked_too(webhook_env):
+    """A host that passed the check but connects to an internal address (DNS rebinding) is refused."""
+    import requests
+
+    with pytest.raises(requests.ConnectionError, match="internal address"):
+        sender._session(allow_private=False).post(webhook_env.receiver.url(), data=b"{}", timeout=2)
+    assert webhook_env.receiver.requests == []
+
+
+# ---- what a misbehaving receiver does to one attempt --------------------------------------
+
+
+@pytest.mark.parametrize("action,code,error", [
+    (500, 500, "HTTP 500"), (429, 429, "HTTP 429"), (301, 301, "HTTP 301: redirects are not followed"),
+    ("close", None, "connection failed"), ("garbage", None, "connection failed"),
+    (("sleep", 1.5, 200), None, "timed out after 0.5 s"),
+])
+def test_receiver_failures_are_failed_attempts(webhook_env, action, code, error):
+    webhook_env.receiver.behaviour = lambda path, n: action
+    outcome = sender.post(webhook_env.receiver.url(), "{}", {}, timeout=0.5, allow_private=True)
+    assert not outcome.succeeded and not outcome.final
+    assert outcome.status_code == code and outcome.error.startswith(error)
+
+
+def test_a_receiver_that_is_down_is_a_failed_attempt():
+    outcome = sender.post("http://127.0.0.1:9/hook", "{}", {}, timeout=1, allow_private=True)
+    assert not outcome.succeeded and outcome.status_code is None and outcome.error.startswith("connection failed")

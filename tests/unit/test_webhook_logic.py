@@ -1,0 +1,88 @@
+import json
+
+import pytest
+
+from jobsvc import webhooks
+from local.pumps import matches, passes_filters
+from local.template import Template
+
+
+def image(status, callback=True, sk_prefix="JOB#"):
+    item = {
+        "pk": {"S": "ORG#o"}, "sk": {"S": f"{sk_prefix}job-01a222d6-3e20-7709-8ca5-2a2f43631f8a"},
+        "id": {"S": "job-01a222d6-3e20-7709-8ca5-2a2f43631f8a"}, "organization_id": {"S": "o"}, "user_id": {"S": "u"},
+        "status": {"S": status}, "job_type": {"S": "job"}, "created_at": {"S": "t0"}, "last_updated_at": {"S": "t1"},
+        "metadata": {"M": {"k": {"N": "1"}}}, "background": {"BOOL": False}, "expires_at": {"S": "t9"},
+    }
+    if status in ("completed", "failed", "cancelled", "expired"):
+        item["completed_at"] = {"S": "2026-11-28T15:04:05.000000Z"}
+    if callback:
+        item["callback_url"] = {"S": "https://example.com/hook"}
+    return item
+
+
+def record(old, new, name="MODIFY"):
+    dynamodb = {"Keys": {"pk": new["pk"], "sk": new["sk"]}, "NewImage": new, "SequenceNumber": "1"}
+    if old is not None:
+        dynamodb["OldImage"] = old
+    return {"eventName": name, "dynamodb": dynamodb}
+
+
+def stream_filters():
+    for name, kind, props in Template().event_sources():
+        if kind == "DynamoDB":
+            return props["FilterCriteria"]["Filters"]
+    raise AssertionError("no stream trigger in the template")
+
+
+ACTIVE = ["created", "pending", "running"]
+TERMINAL = ["completed", "failed", "cancelled", "expired"]
+
+
+@pytest.mark.parametrize("old", ACTIVE)
+@pytest.mark.parametrize("new", TERMINAL)
+def test_terminal_transitions_pass_the_template_filter_and_make_a_task(old, new):
+    rec = record(image(old), image(new))
+    assert passes_filters(stream_filters(), rec)
+    task = webhooks.task_from_stream(rec["dynamodb"]["OldImage"], rec["dynamodb"]["NewImage"])
+    assert task.payload == {
+        "type": f"job.{new}", "timestamp": "2026-11-28T15:04:05.000000Z", "job_id": "job-01a222d6-3e20-7709-8ca5-2a2f43631f8a",
+        "status": new, "completed_at": "2026-11-28T15:04:05.000000Z", "metadata": {"k": 1}, "stop_reason": None, "job_type": "job",
+    }
+    assert task.webhook_id == f"msg_01a222d63e2077098ca52a2f43631f8a_{new}" and task.seen == 0
+
+
+@pytest.mark.parametrize("rec", [
+    record(image("created"), image("pending")),  # not terminal
+    record(image("running"), image("running")),  # heartbeat
+    record(image("completed"), image("completed")),  # a terminal job's callback_* members being recorded
+    record(image("running", callback=False), image("completed", callback=False)),  # no callback_url
+    record(None, image("running"), name="INSERT"),
+    record(image("running", sk_prefix="IDEM#"), image("completed", sk_prefix="IDEM#")),
+])
+def test_other_records_are_filtered_out_and_make_no_task(rec):
+    assert not passes_filters(stream_filters(), rec)
+    assert webhooks.task_from_stream(rec["dynamodb"].get("OldImage"), rec["dynamodb"]["NewImage"]) is None
+
+
+def test_filter_operators():
+    assert matches({"a": [{"exists": False}]}, {}) and not matches({"a": [{"exists": False}]}, {"a": 1})
+    assert matches({"a": [{"anything-but": ["x"]}]}, {"a": "y"}) and not matches({"a": [{"anything-but": ["x"]}]}, {"a": "x"})
+    assert matches({"n": [{"numeric": [">", 1, "<=", 3]}]}, {"n": 3}) and not matches({"n": [{"numeric": [">", 1]}]}, {"n": 1})
+
+
+@pytest.mark.parametrize("attempt,low,high", [(1, 1, 1), (2, 2, 2), (3, 3, 5), (4, 6, 10), (5, 12, 20), (6, 22, 30), (9, 22, 30)])
+def test_backoff_doubles_from_one_second_with_jitter_and_cap(attempt, low, high):
+    values = {webhooks.backoff_seconds(attempt, rand=lambda r=r: r) for r in (0.0, 0.5, 0.999)}
+    assert min(values) >= low and max(values) <= high
+    assert webhooks.backoff_seconds(attempt, rand=lambda: 0.5) == min(30, 2 ** (attempt - 1))
+
+
+def test_task_message_round_trip():
+    task = webhooks.task_for({
+        "id": "job-01a222d6-3e20-7709-8ca5-2a2f43631f8a", "organization_id": "o", "status": "failed",
+        "completed_at": "t", "metadata": {}, "stop_reason": "x", "job_type": "run", "callback_url": "https://e.com/h",
+    })
+    assert webhooks.Task.from_message(json.dumps(task.next(seen=3).message())) == task.next(seen=3)
+    with pytest.raises((ValueError, TypeError)):
+        webhooks.Task.from_message('["not", "a", "task"]')
