@@ -48,6 +48,9 @@ class Emulator:
         )
         from werkzeug.serving import make_server
 
+        from . import moto_patches
+
+        moto_patches.apply()
         class QuietHandler(MotoRequestHandler):
             def log_request(self, *args: Any, **kwargs: Any) -> None:
                 pass

@@ -73,6 +73,10 @@ def passes_filters(filters: list[dict], record: dict) -> bool:
 
 
 class Pump(threading.Thread):
+    #: how many of these run at once for one event source (Lambda scales SQS pollers out;
+    #: a stream shard is read by one poller, in order)
+    instances = 1
+
     def __init__(self, function: LocalFunction, props: dict, emulator: Emulator, poll_seconds: float) -> None:
         super().__init__(name=f"pump-{function.spec.logical_id}", daemon=True)
         self.function = function
@@ -191,6 +195,8 @@ class StreamPump(Pump):
 
 class QueuePump(Pump):
     """An SQS event source mapping."""
+
+    instances = 4
 
     def setup(self) -> None:
         self.sqs = self.emulator.client("sqs")

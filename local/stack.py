@@ -89,9 +89,10 @@ class LocalStack:
             if kind not in PUMPS:
                 self.unfed_triggers.append(f"{name} ({kind})")
                 continue
-            pump = PUMPS[kind](self.functions[name], props, self.emulator, self.poll_seconds)
-            pump.start()
-            self.pumps.append(pump)
+            for _ in range(PUMPS[kind].instances):
+                pump = PUMPS[kind](self.functions[name], props, self.emulator, self.poll_seconds)
+                pump.start()
+                self.pumps.append(pump)
 
         routes = self.template.routes()
         for name in {r.function for r in routes} | {r.authorizer for r in routes if r.authorizer}:

@@ -21,6 +21,8 @@ class Received:
     headers: dict[str, str]
     body: str
     at: float
+    answer: Action = None  # what the receiver did
+
 
     def json(self) -> dict:
         return json.loads(self.body)
@@ -43,8 +45,9 @@ class Receiver:
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0)).decode()
                 with receiver._lock:
                     n = receiver._counts[self.path] = receiver._counts.get(self.path, 0) + 1
-                    receiver.requests.append(Received(self.path, {k.lower(): v for k, v in self.headers.items()}, body, time.time()))
-                action = receiver.behaviour(self.path, n)
+                    action = receiver.behaviour(self.path, n)
+                    received = Received(self.path, {k.lower(): v for k, v in self.headers.items()}, body, time.time(), action)
+                    receiver.requests.append(received)
                 if isinstance(action, tuple) and action[0] == "sleep":
                     time.sleep(action[1])
                     action = action[2]
