@@ -8,6 +8,7 @@
 - ``SQS``: receive (the emulator honours per-message delays, visibility
   timeouts and redrive), invoke with the Lambda SQS event, delete what
   succeeded; failed messages come back after their visibility timeout.
+- ``Schedule``: the EventBridge "Scheduled Event", every JOBS_SCHEDULE_SECONDS.
 """
 from __future__ import annotations
 
@@ -15,12 +16,13 @@ import json
 import sys
 import threading
 import traceback
-from datetime import datetime
+import uuid
+from datetime import datetime, timezone
 from typing import Any
 
 from .emulator import Emulator
 from .lambdas import LocalFunction
-from .template import REGION
+from .template import ACCOUNT, REGION
 
 
 # ---- Lambda event filtering (the subset of the pattern syntax event source mappings use) ----
@@ -77,12 +79,15 @@ class Pump(threading.Thread):
     #: a stream shard is read by one poller, in order)
     instances = 1
 
-    def __init__(self, function: LocalFunction, props: dict, emulator: Emulator, poll_seconds: float) -> None:
+    def __init__(
+        self, function: LocalFunction, props: dict, emulator: Emulator, poll_seconds: float, period: float = 5.0
+    ) -> None:
         super().__init__(name=f"pump-{function.spec.logical_id}", daemon=True)
         self.function = function
         self.props = props
         self.emulator = emulator
         self.poll_seconds = poll_seconds
+        self.period = period
         self.stopping = threading.Event()
 
     def stop(self) -> None:
@@ -235,4 +240,28 @@ class QueuePump(Pump):
         return True
 
 
-PUMPS: dict[str, type[Pump]] = {"DynamoDB": StreamPump, "SQS": QueuePump}
+class SchedulePump(Pump):
+    """An EventBridge schedule rule: fires every ``period`` seconds (JOBS_SCHEDULE_SECONDS locally),
+    whether or not the previous run has finished, as EventBridge does."""
+
+    def setup(self) -> None:
+        self.rule_arn = f"arn:aws:events:{REGION}:{ACCOUNT}:rule/{self.function.spec.logical_id}-schedule"
+
+    def run(self) -> None:
+        self.setup()
+        while not self.stopping.wait(self.period):
+            threading.Thread(target=self._fire, name=f"{self.name}-run", daemon=True).start()
+
+    def _fire(self) -> None:
+        event = {
+            "version": "0", "id": str(uuid.uuid4()), "detail-type": "Scheduled Event", "source": "aws.events",
+            "account": ACCOUNT, "time": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "region": REGION, "resources": [self.rule_arn], "detail": {},
+        }
+        try:
+            self.function.invoke(event)
+        except Exception:
+            traceback.print_exc(file=sys.stderr)
+
+
+PUMPS: dict[str, type[Pump]] = {"DynamoDB": StreamPump, "SQS": QueuePump, "Schedule": SchedulePump}

@@ -90,7 +90,7 @@ class LocalStack:
                 self.unfed_triggers.append(f"{name} ({kind})")
                 continue
             for _ in range(PUMPS[kind].instances):
-                pump = PUMPS[kind](self.functions[name], props, self.emulator, self.poll_seconds)
+                pump = PUMPS[kind](self.functions[name], props, self.emulator, self.poll_seconds, self.schedule_seconds)
                 pump.start()
                 self.pumps.append(pump)
 

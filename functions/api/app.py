@@ -14,11 +14,11 @@ from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
 from aws_lambda_powertools.event_handler.openapi.params import Body, Header, Path, Query
 
-from jobsvc import errors, jobs, webhooks
+from jobsvc import batches, errors, jobs, webhooks
 from jobsvc.auth import Actor
 from jobsvc.config import settings
 from jobsvc.schemas import (
-    CallbackAttempt, Health, Job, JobCreate, JobType, JobUpdate, Message, MessageCreate, Redelivery, Role, Status,
+    Batch, BatchCreate, BatchItem, CallbackAttempt, Health, Job, JobCreate, JobType, JobUpdate, Message, MessageCreate, Redelivery, Role, Status,
     TransitionError, WebhookSecret,
 )
 
@@ -189,6 +189,45 @@ def rotate_webhook_secret() -> WebhookSecret:
     return webhooks.rotate_secret(actor())
 
 
+@app.post("/v1/batches", tags=["batches"], responses={201: {"description": "the batch"}, 502: {"description": "the provider refused or failed"}, **_ERRORS})
+def create_batch(body: Annotated[BatchCreate, Body()]) -> Response[Batch]:
+    return _json(201, batches.create_batch(actor(), body))
+
+
+@app.get("/v1/batches", tags=["batches"], responses=_ERRORS)
+def list_batches(
+    before: Annotated[Optional[str], Query()] = None,
+    after: Annotated[Optional[str], Query()] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 50,
+    order: Annotated[str, Query(pattern="^(asc|desc)$")] = "desc",
+    status: Annotated[Optional[Status], Query()] = None,
+    active: Annotated[Optional[bool], Query()] = None,
+    source_id: Annotated[Optional[str], Query(max_length=1024)] = None,
+) -> list[Batch]:
+    return batches.list_batches(
+        actor(), before=before, after=after, limit=limit, order=order, status=status, active=active, source_id=source_id,
+    )
+
+
+@app.get("/v1/batches/<job_id>", tags=["batches"], responses=_ERRORS)
+def get_batch(job_id: JobId) -> Batch:
+    return batches.get_batch(actor(), job_id)
+
+
+@app.get("/v1/batches/<job_id>/items", tags=["batches"], responses=_ERRORS)
+def list_batch_items(
+    job_id: JobId,
+    after: Annotated[Optional[str], Query(description="custom_id: only items after it")] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> list[BatchItem]:
+    return batches.list_items(actor(), job_id, after, limit)
+
+
+@app.patch("/v1/batches/<job_id>/cancel", tags=["batches"], responses={202: {"description": "cancel requested"}, 409: {"description": "the batch has ended"}, 502: {"description": "the provider refused or failed"}, **_ERRORS})
+def cancel_batch(job_id: JobId) -> Response[Batch]:
+    return _json(202, batches.cancel_batch(actor(), job_id))
+
+
 # ---- entry point -------------------------------------------------------------------
 
 
@@ -204,8 +243,9 @@ def _gate(event: dict) -> dict | None:
     if isinstance(headers, dict) and event.get("body"):
         headers["content-type"] = "application/json"
     body = event.get("body") or ""
-    if len(body) > settings().max_body_bytes * (4 / 3 if event.get("isBase64Encoded") else 1):
-        return _plain(413, {"detail": f"request body is larger than {settings().max_body_bytes} bytes"})
+    limit = settings().batch_max_body_bytes if event.get("routeKey") == "POST /v1/batches" else settings().max_body_bytes
+    if len(body) > limit * (4 / 3 if event.get("isBase64Encoded") else 1):
+        return _plain(413, {"detail": f"request body is larger than {limit} bytes"})
     return None
 
 

@@ -35,6 +35,21 @@ class Settings:
     webhook_backoff_cap_seconds: float
     #: how long a delivery attempt is owned by its sender (longer than the function timeout)
     webhook_lease_seconds: int
+    #: batches (contract sections 5 and 6)
+    anthropic_base_url: str
+    anthropic_api_key: str | None
+    anthropic_api_key_parameter: str | None  # SSM parameter holding the key (AWS)
+    openai_base_url: str
+    openai_api_key: str | None
+    openai_api_key_parameter: str | None
+    provider_timeout_seconds: float
+    batch_max_body_bytes: int
+    batch_max_requests: int
+    simulated_polls_to_finish: int
+    poll_concurrency: int
+    scheduler_lease_seconds: int
+    #: the scheduler stops taking new work when less than this is left before its timeout
+    scheduler_reserve_seconds: float
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> "Settings":
@@ -56,6 +71,19 @@ class Settings:
             webhook_backoff_base_seconds=float(env.get("WEBHOOK_BACKOFF_BASE_SECONDS", 1)),
             webhook_backoff_cap_seconds=float(env.get("WEBHOOK_BACKOFF_CAP_SECONDS", 30)),
             webhook_lease_seconds=int(env.get("WEBHOOK_LEASE_SECONDS", 120)),
+            anthropic_base_url=(env.get("ANTHROPIC_BASE_URL") or "https://api.anthropic.com").rstrip("/"),
+            anthropic_api_key=env.get("ANTHROPIC_API_KEY") or None,
+            anthropic_api_key_parameter=env.get("ANTHROPIC_API_KEY_PARAMETER") or None,
+            openai_base_url=(env.get("OPENAI_BASE_URL") or "https://api.openai.com").rstrip("/"),
+            openai_api_key=env.get("OPENAI_API_KEY") or None,
+            openai_api_key_parameter=env.get("OPENAI_API_KEY_PARAMETER") or None,
+            provider_timeout_seconds=float(env.get("PROVIDER_TIMEOUT_SECONDS", 20)),
+            batch_max_body_bytes=int(env.get("BATCH_MAX_BODY_BYTES", 5 * 1024 * 1024)),
+            batch_max_requests=int(env.get("BATCH_MAX_REQUESTS", 10000)),
+            simulated_polls_to_finish=int(env.get("SIMULATED_POLLS_TO_FINISH", 2)),
+            poll_concurrency=int(env.get("POLL_CONCURRENCY", 16)),
+            scheduler_lease_seconds=int(env.get("SCHEDULER_LEASE_SECONDS", 330)),
+            scheduler_reserve_seconds=float(env.get("SCHEDULER_RESERVE_SECONDS", 30)),
         )
 
 

@@ -49,3 +49,9 @@ class InvalidInput(DomainError):
 
 class BodyTooLarge(DomainError):
     status_code = 413
+
+
+class ProviderFailed(DomainError):
+    """The LLM provider refused or could not take the request (502, with its message)."""
+
+    status_code = 502

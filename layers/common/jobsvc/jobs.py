@@ -8,8 +8,9 @@ from __future__ import annotations
 import hashlib
 import json
 from datetime import timedelta
-from typing import Any
+from typing import Any, Callable
 
+from pynamodb.expressions.condition import Condition
 from pynamodb.expressions.update import Action
 
 from . import errors, ids, states, storage
@@ -22,6 +23,7 @@ from .urls import check_callback_url
 
 JOB = "job"
 MESSAGE = "message"
+BATCH = "batch"
 #: heartbeat deadline of a running job without a heartbeat timeout (never due).
 NEVER = 10**11
 MAX_METADATA_KEYS_PER_UPDATE = 100
@@ -160,6 +162,7 @@ def list_jobs(
     active: bool | None = None,
     job_type: str | None = None,
     source_id: str | None = None,
+    shape: Callable[[JobItem], dict] = to_public,
 ) -> list[dict]:
     bounds = id_bounds(JOB, after, before)
     if bounds is None:
@@ -168,7 +171,7 @@ def list_jobs(
         org=actor.organization_id, low=bounds[0], high=bounds[1], descending=order == "desc",
         limit=limit, status=status, active=active, job_type=job_type, source_id=source_id,
     )
-    return [to_public(item) for item in storage.list_jobs(query)]
+    return [shape(item) for item in storage.list_jobs(query)]
 
 
 def delete_job(actor: Actor, job_id: str) -> dict:
@@ -193,14 +196,15 @@ def _status_actions(job_id: str, org: str, target: str) -> list[Action]:
             JobItem.active_pk.remove(),
             JobItem.exp_pk.remove(),
             JobItem.hb_pk.remove(),
+            JobItem.poll_pk.remove(),
         ]
     elif target == states.RUNNING:
         actions += [JobItem.hb_pk.set(storage.heartbeat_pk(job_id)), JobItem.exp_pk.remove()]
     return actions
 
 
-def _apply(actor: Actor, job_id: str, target: str | None, actions: list[Action]) -> tuple[storage.UpdateOutcome, str]:
-    job_id = parse_job_id(job_id)
+def _apply(org: str, job_id: str, target: str | None, actions: list[Action], condition: Condition) -> storage.UpdateOutcome:
+    """One conditional UpdateItem: the update, a heartbeat, and the status change if any."""
     moment = now()
     actions = [
         JobItem.last_updated_at.set(iso(moment)),
@@ -209,12 +213,22 @@ def _apply(actor: Actor, job_id: str, target: str | None, actions: list[Action])
         *actions,
     ]
     if target is not None:
-        actions += _status_actions(job_id, actor.organization_id, target)
-    outcome = storage.update_job(
-        actor.organization_id, job_id, actions, JobItem.status.is_in(*states.allowed_current(target))
-    )
+        actions += _status_actions(job_id, org, target)
+    return storage.update_job(org, job_id, actions, condition)
+
+
+def _api_update(actor: Actor, job_id: str, target: str | None, actions: list[Action]) -> tuple[storage.UpdateOutcome, str]:
+    """An update through the API: allowed by the transition table, never on a batch job."""
+    job_id = parse_job_id(job_id)
+    condition = JobItem.status.is_in(*states.allowed_current(target)) & (JobItem.job_type != BATCH)
+    outcome = _apply(actor.organization_id, job_id, target, actions, condition)
     if outcome.job is None:
         raise errors.JobNotFound(job_id)
+    if not outcome.applied and outcome.job.job_type == BATCH:
+        raise errors.InvalidTransition(
+            f"job {job_id} is a provider batch: its status follows the provider (cancel it with "
+            f"PATCH /v1/batches/{job_id}/cancel)", outcome.job.status,
+        )
     return outcome, job_id
 
 
@@ -243,7 +257,7 @@ def update_job(actor: Actor, job_id: str, body: JobUpdate) -> dict:
             value = getattr(body, name)
             actions.append(attr.remove() if value is None else attr.set(value))
 
-    outcome, job_id = _apply(actor, job_id, body.status, actions)
+    outcome, job_id = _api_update(actor, job_id, body.status, actions)
     if outcome.applied:
         return to_public(outcome.job)  # type: ignore[arg-type]
     current = outcome.job.status  # type: ignore[union-attr]
@@ -255,12 +269,34 @@ def update_job(actor: Actor, job_id: str, body: JobUpdate) -> dict:
 
 
 def cancel_job(actor: Actor, job_id: str) -> dict:
-    actions = [JobItem.stop_reason.set("cancelled")]
-    outcome, job_id = _apply(actor, job_id, states.CANCELLED, actions)
+    outcome, job_id = _api_update(actor, job_id, states.CANCELLED, [JobItem.stop_reason.set("cancelled")])
     if outcome.applied:
         return to_public(outcome.job)  # type: ignore[arg-type]
     current = outcome.job.status  # type: ignore[union-attr]
     raise errors.InvalidTransition(f"job {job_id} is {current} and cannot be cancelled", current)
+
+
+# ---- transitions the service makes itself (the scheduler) ---------------------------
+
+
+def expire_if_due(org: str, job_id: str, now_iso: str) -> bool:
+    """``created``/``pending`` past ``expires_at`` -> ``expired`` (stop_reason ``timeout``)."""
+    condition = JobItem.status.is_in(states.CREATED, states.PENDING) & (JobItem.expires_at < now_iso)
+    return _apply(org, job_id, states.EXPIRED, [JobItem.stop_reason.set("timeout")], condition).applied
+
+
+def fail_if_heartbeat_missed(org: str, job_id: str, now_epoch: int) -> bool:
+    """``running`` with no update for ``heartbeat_timeout_seconds`` -> ``failed`` (``heartbeat_timeout``)."""
+    condition = (JobItem.status == states.RUNNING) & (JobItem.hb_due < now_epoch)
+    return _apply(org, job_id, states.FAILED, [JobItem.stop_reason.set("heartbeat_timeout")], condition).applied
+
+
+def update_running_batch(org: str, job_id: str, actions: list[Action], target: str | None = None) -> bool:
+    """The poller's write on a running batch job: its counts and poll state, and its end if ``target``."""
+    if target is not None and states.RUNNING not in states.sources_of(target, states.BATCH_TRANSITIONS):
+        raise ValueError(f"a batch cannot move from running to {target}")
+    condition = (JobItem.status == states.RUNNING) & (JobItem.job_type == BATCH)
+    return _apply(org, job_id, target, actions, condition).applied
 
 
 # ---- messages ----------------------------------------------------------------------

@@ -122,3 +122,49 @@ class Redelivery(BaseModel):
 
 class WebhookSecret(BaseModel):
     secret: str
+
+
+ProviderName = Literal["anthropic", "openai", "simulated"]
+
+
+class BatchRequest(BaseModel):
+    model_config = _STRICT
+
+    custom_id: str = Field(pattern=r"^[A-Za-z0-9_-]{1,64}$")
+    params: dict[str, Any]
+
+
+class BatchCreate(BaseModel):
+    """Body of ``POST /v1/batches``: ``requests`` to submit, or ``provider_batch_id`` to track."""
+
+    model_config = _STRICT
+
+    provider: ProviderName
+    requests: Optional[list[BatchRequest]] = None
+    provider_batch_id: Optional[str] = Field(None, pattern=r"^[A-Za-z0-9_-]{1,200}$")
+    callback_url: Optional[str] = Field(None, max_length=2048)
+    metadata: dict[str, Any] = Field(default_factory=dict)
+
+
+class RequestCounts(BaseModel):
+    processing: int = 0
+    succeeded: int = 0
+    errored: int = 0
+    canceled: int = 0
+    expired: int = 0
+
+
+class Batch(Job):
+    provider: ProviderName
+    provider_batch_id: str
+    request_counts: RequestCounts
+    last_polled_at: Optional[str]
+    last_poll_error: Optional[str]
+    cancel_requested: bool
+
+
+class BatchItem(BaseModel):
+    custom_id: str
+    status: Literal["completed", "failed", "cancelled", "expired"]
+    result: Any
+    truncated: bool = False

@@ -24,6 +24,11 @@ TRANSITIONS: dict[str, frozenset[str]] = {
     EXPIRED: frozenset(),
 }
 
+#: The poller's table for batch jobs (contract section 6): a provider batch is
+#: ``running`` until it ends, and becomes ``expired`` when every request expired.
+#: This is the one transition the poller makes that the API may not.
+BATCH_TRANSITIONS: dict[str, frozenset[str]] = {**TRANSITIONS, RUNNING: TRANSITIONS[RUNNING] | {EXPIRED}}
+
 STATUSES: tuple[str, ...] = tuple(TRANSITIONS)
 TERMINAL: frozenset[str] = frozenset(s for s, targets in TRANSITIONS.items() if not targets)
 ACTIVE: frozenset[str] = frozenset(STATUSES) - TERMINAL
@@ -39,9 +44,9 @@ def can_transition(source: str, target: str) -> bool:
     return target in TRANSITIONS[source]
 
 
-def sources_of(target: str) -> frozenset[str]:
+def sources_of(target: str, table: dict[str, frozenset[str]] = TRANSITIONS) -> frozenset[str]:
     """Every status from which ``target`` may be entered by a transition."""
-    return frozenset(s for s, targets in TRANSITIONS.items() if target in targets)
+    return frozenset(s for s, targets in table.items() if target in targets)
 
 
 def allowed_current(target: str | None) -> frozenset[str]:

@@ -95,6 +95,14 @@ class HeartbeatIndex(GlobalSecondaryIndex):
     hb_due = NumberAttribute(range_key=True)
 
 
+class PollIndex(GlobalSecondaryIndex):
+    """Batch jobs the scheduler still has to poll (``running``), sharded."""
+
+    Meta = _index_meta("polling", AllProjection())
+    poll_pk = UnicodeAttribute(hash_key=True)
+    id = UnicodeAttribute(range_key=True)
+
+
 class JobItem(Model):
     Meta = type("Meta", (_Meta,), {})
 
@@ -127,6 +135,15 @@ class JobItem(Model):
     exp_pk = UnicodeAttribute(null=True)
     hb_pk = UnicodeAttribute(null=True)
     hb_due = NumberAttribute(null=True)
+    # batch jobs (contract section 6)
+    provider = UnicodeAttribute(null=True)
+    provider_batch_id = UnicodeAttribute(null=True)
+    provider_state = MapAttribute(null=True)  # what the adapter needs to read results back
+    request_counts = MapAttribute(null=True)
+    last_polled_at = UnicodeAttribute(null=True)
+    last_poll_error = UnicodeAttribute(null=True)
+    cancel_requested = BooleanAttribute(null=True)
+    poll_pk = UnicodeAttribute(null=True)
 
     by_status = StatusIndex()
     by_type = TypeIndex()
@@ -134,6 +151,7 @@ class JobItem(Model):
     by_source = SourceIndex()
     expiry = ExpiryIndex()
     heartbeat = HeartbeatIndex()
+    polling = PollIndex()
 
 
 class IdempotencyItem(Model):
@@ -208,6 +226,10 @@ def index_keys(org: str, job_id: str, status: str, job_type: str, source_id: Any
 
 def heartbeat_pk(job_id: str) -> str:
     return f"HB#{_shard(job_id)}"
+
+
+def poll_pk(job_id: str) -> str:
+    return f"POLL#{_shard(job_id)}"
 
 
 # ---- JSON <-> DynamoDB values ------------------------------------------------------
@@ -670,4 +692,132 @@ def list_attempts(job_id: str, limit: int) -> list[AttemptItem]:
         AttemptItem.query(
             job_children_pk(job_id), range_key_condition=AttemptItem.sk.startswith("ATT#"), limit=limit, page_size=limit
         )
+    )
+
+
+
+# ---- batches, the scheduler's lease, the simulated provider ------------------------
+#
+#   batch result       JOB#<job id>          ITEM#<custom id>
+#   scheduler lease    LEASE#<name>          LEASE
+#   simulated batch    SIMBATCH#<batch id>   SIMBATCH
+
+
+class BatchResultItem(Model):
+    Meta = type("Meta", (_Meta,), {})
+
+    pk = UnicodeAttribute(hash_key=True)
+    sk = UnicodeAttribute(range_key=True)
+    custom_id = UnicodeAttribute()
+    status = UnicodeAttribute()
+    result_json = UnicodeAttribute()
+    truncated = BooleanAttribute(default=False)
+
+
+class LeaseItem(Model):
+    Meta = type("Meta", (_Meta,), {})
+
+    pk = UnicodeAttribute(hash_key=True)
+    sk = UnicodeAttribute(range_key=True)
+    holder = UnicodeAttribute()
+    until = NumberAttribute()
+
+
+class SimulatedBatchItem(Model):
+    Meta = type("Meta", (_Meta,), {})
+
+    pk = UnicodeAttribute(hash_key=True)
+    sk = UnicodeAttribute(range_key=True)
+    requests_json = UnicodeAttribute()
+    polls = NumberAttribute(default=0)
+    cancel_requested = BooleanAttribute(default=False)
+    created_at = UnicodeAttribute()
+
+
+MODELS += (BatchResultItem, LeaseItem, SimulatedBatchItem)
+
+
+def running_batches() -> list[JobItem]:
+    """Every batch job still running, from the polling index (one Query per shard)."""
+    found: list[JobItem] = []
+    for shard in range(SWEEP_SHARDS):
+        found.extend(JobItem.polling.query(f"POLL#{shard}"))
+    return found
+
+
+def due_expiries(now_iso: str) -> list[tuple[str, str]]:
+    """(organization, job id) of created/pending jobs past ``expires_at``."""
+    due = []
+    for shard in range(SWEEP_SHARDS):
+        for item in JobItem.expiry.query(f"EXP#{shard}", JobItem.expires_at < now_iso):
+            due.append((item.pk.removeprefix("ORG#"), item.sk.removeprefix("JOB#")))
+    return due
+
+
+def due_heartbeats(now_epoch: int) -> list[tuple[str, str]]:
+    """(organization, job id) of running jobs whose heartbeat deadline has passed."""
+    due = []
+    for shard in range(SWEEP_SHARDS):
+        for item in JobItem.heartbeat.query(f"HB#{shard}", JobItem.hb_due < now_epoch):
+            due.append((item.pk.removeprefix("ORG#"), item.sk.removeprefix("JOB#")))
+    return due
+
+
+def put_batch_results(job_id: str, results: list[BatchResultItem]) -> None:
+    """Store results (BatchWriteItem, 25 a request; overwriting makes a repeat harmless)."""
+    with BatchResultItem.batch_write() as batch:
+        for item in results:
+            batch.save(item)
+
+
+def list_batch_results(job_id: str, after: str | None, limit: int) -> list[BatchResultItem]:
+    # "ITEM$" sorts right after every "ITEM#..." key; "\x00" makes the lower bound exclusive
+    low = f"ITEM#{after}\x00" if after is not None else "ITEM#"
+    condition = BatchResultItem.sk.between(low, "ITEM$")
+    return list(BatchResultItem.query(job_children_pk(job_id), range_key_condition=condition, limit=limit, page_size=limit))
+
+
+def take_lease(name: str, holder: str, now_epoch: int, until: int) -> LeaseItem | None:
+    """Take the named lease if it is free or expired; returns None on success, else the holder's lease."""
+    item = LeaseItem(f"LEASE#{name}", "LEASE", holder=holder, until=until)
+    try:
+        item.save(condition=LeaseItem.pk.does_not_exist() | (LeaseItem.until < now_epoch))
+    except PutError as exc:
+        if not _is_condition_failure(exc):
+            raise
+        try:
+            return LeaseItem.get(f"LEASE#{name}", "LEASE", consistent_read=True)
+        except LeaseItem.DoesNotExist:
+            return LeaseItem(f"LEASE#{name}", "LEASE", holder="?", until=now_epoch)
+    return None
+
+
+def release_lease(name: str, holder: str) -> None:
+    try:
+        LeaseItem(f"LEASE#{name}", "LEASE").delete(condition=LeaseItem.holder == holder)
+    except DeleteError as exc:
+        if not _is_condition_failure(exc):
+            raise
+
+
+def simulated_batch(batch_id: str) -> SimulatedBatchItem | None:
+    try:
+        return SimulatedBatchItem.get(f"SIMBATCH#{batch_id}", "SIMBATCH", consistent_read=True)
+    except SimulatedBatchItem.DoesNotExist:
+        return None
+
+
+def put_simulated_batch(item: SimulatedBatchItem) -> None:
+    item.save()
+
+
+def count_simulated_poll(batch_id: str) -> SimulatedBatchItem:
+    item = SimulatedBatchItem(f"SIMBATCH#{batch_id}", "SIMBATCH")
+    item.update(actions=[SimulatedBatchItem.polls.add(1)], condition=SimulatedBatchItem.pk.exists())
+    return item
+
+
+def cancel_simulated_batch(batch_id: str) -> None:
+    SimulatedBatchItem(f"SIMBATCH#{batch_id}", "SIMBATCH").update(
+        actions=[SimulatedBatchItem.cancel_requested.set(True)], condition=SimulatedBatchItem.pk.exists()
     )

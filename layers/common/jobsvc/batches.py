@@ -1,0 +1,202 @@
+"""Batch jobs: LLM provider batches tracked to the end (contract section 6).
+
+A batch is a job (``job_type`` ``batch``, created ``running``) with the
+provider's id, its request counts and poll state. The scheduler polls running
+batches (``poll``); when the provider says the batch ended, the results are
+stored per item, then the job makes its terminal transition, both idempotent
+so that a poller killed half way is finished by the next run.
+"""
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+from typing import Any
+
+from . import errors, ids, providers, states, storage
+from .auth import Actor
+from .config import settings
+from .jobs import BATCH, JOB, NEVER, _check_metadata, list_jobs, parse_job_id, to_public, update_running_batch
+from .providers import ProviderBatch, ProviderError, ProviderNotConfigured, ProviderRefused
+from .schemas import BatchCreate
+from .storage import JobItem
+from .timeutil import epoch, iso, now
+from .urls import check_callback_url
+
+#: results larger than this are stored truncated (a DynamoDB item holds 400 KB)
+MAX_RESULT_BYTES = 350_000
+BATCH_FIELDS = ("provider", "provider_batch_id", "request_counts", "last_polled_at", "last_poll_error", "cancel_requested")
+
+
+def to_batch(item: JobItem) -> dict[str, Any]:
+    out = to_public(item)
+    data = item.attribute_values
+    for name in BATCH_FIELDS:
+        value = data.get(name)
+        out[name] = value.as_dict() if hasattr(value, "as_dict") else value
+    out["request_counts"] = {k: int(v) for k, v in (out["request_counts"] or {}).items()}
+    out["cancel_requested"] = bool(out["cancel_requested"])
+    return out
+
+
+def _get(actor: Actor, job_id: str) -> JobItem:
+    job_id = parse_job_id(job_id)
+    item = storage.get_job(actor.organization_id, job_id)
+    if item is None or item.job_type != BATCH:
+        raise errors.NotFound(f"batch {job_id} not found")
+    return item
+
+
+def _adapter(name: str) -> providers.Provider:
+    try:
+        return providers.get(name)
+    except ProviderNotConfigured as exc:
+        raise errors.InvalidInput(str(exc)) from None
+
+
+def create_batch(actor: Actor, body: BatchCreate) -> dict[str, Any]:
+    """Submit (or register) a provider batch; nothing is stored unless the provider accepted it."""
+    cfg = settings()
+    _check_metadata(body.metadata)
+    if body.callback_url is not None:
+        check_callback_url(body.callback_url, cfg.allow_private_callbacks)
+    if (body.requests is None) == (body.provider_batch_id is None):
+        raise errors.InvalidInput("give either requests (to submit) or provider_batch_id (to track), not both")
+    if body.requests is not None:
+        if not body.requests:
+            raise errors.InvalidInput("requests is empty")
+        if len(body.requests) > cfg.batch_max_requests:
+            raise errors.InvalidInput(f"at most {cfg.batch_max_requests} requests in one batch")
+        seen: set[str] = set()
+        for request in body.requests:
+            if request.custom_id in seen:
+                raise errors.InvalidInput(f"custom_id {request.custom_id!r} is used twice")
+            seen.add(request.custom_id)
+    adapter = _adapter(body.provider)
+    try:
+        if body.requests is not None:
+            remote = adapter.submit([{"custom_id": r.custom_id, "params": r.params} for r in body.requests])
+        else:
+            remote = adapter.retrieve(body.provider_batch_id)  # type: ignore[arg-type]
+    except ProviderError as exc:
+        raise errors.ProviderFailed(f"{body.provider}: {exc.message}") from None
+
+    moment = now()
+    job_id = ids.new_id(JOB)
+    org = actor.organization_id
+    item = JobItem(
+        storage.org_pk(org), storage.job_sk(job_id),
+        id=job_id, organization_id=org, user_id=actor.user_id, status=states.RUNNING, job_type=BATCH,
+        created_at=iso(moment), last_updated_at=iso(moment), metadata=body.metadata, background=True,
+        callback_url=body.callback_url, expires_at=iso(moment + timedelta(days=30)),
+        provider=body.provider, provider_batch_id=remote.id, provider_state=remote.state_data,
+        request_counts=remote.counts, last_polled_at=iso(moment), cancel_requested=False,
+        poll_pk=storage.poll_pk(job_id), hb_pk=storage.heartbeat_pk(job_id), hb_due=epoch() + NEVER,
+        **storage.index_keys(org, job_id, states.RUNNING, BATCH, body.metadata.get("source_id")),
+    )
+    storage.put_job(item)
+    return to_batch(item)
+
+
+def get_batch(actor: Actor, job_id: str) -> dict[str, Any]:
+    return to_batch(_get(actor, job_id))
+
+
+def list_batches(actor: Actor, **query: Any) -> list[dict[str, Any]]:
+    return list_jobs(actor, **{**query, "job_type": BATCH}, shape=to_batch)
+
+
+def list_items(actor: Actor, job_id: str, after: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
+    item = _get(actor, job_id)
+    out = []
+    for result in storage.list_batch_results(item.id, after, limit):
+        entry: dict[str, Any] = {"custom_id": result.custom_id, "status": result.status}
+        if result.truncated:
+            entry.update(result=result.result_json, truncated=True)
+        else:
+            entry.update(result=json.loads(result.result_json), truncated=False)
+        out.append(entry)
+    return out
+
+
+def cancel_batch(actor: Actor, job_id: str) -> dict[str, Any]:
+    """Ask the provider to cancel; the poller makes the job ``cancelled`` when the batch ends."""
+    item = _get(actor, job_id)
+    if item.status != states.RUNNING:
+        raise errors.InvalidTransition(f"batch {item.id} is {item.status}", item.status)
+    try:
+        _adapter(item.provider).cancel(item.provider_batch_id)  # type: ignore[arg-type]
+    except ProviderError as exc:
+        raise errors.ProviderFailed(f"{item.provider}: {exc.message}") from None
+    if not update_running_batch(actor.organization_id, item.id, [JobItem.cancel_requested.set(True)]):
+        current = storage.get_job(actor.organization_id, item.id)
+        raise errors.InvalidTransition(f"batch {item.id} has ended meanwhile", current.status if current else "unknown")
+    return to_batch(storage.get_job(actor.organization_id, item.id))  # type: ignore[arg-type]
+
+
+# ---- polling (the scheduler) ---------------------------------------------------------
+
+
+def terminal_status(item: JobItem, remote: ProviderBatch) -> str:
+    if item.cancel_requested:
+        return states.CANCELLED
+    if remote.state == providers.FAILED:
+        return states.FAILED
+    counts = remote.counts
+    total = sum(counts.values())
+    if total and counts.get("expired", 0) == total:
+        return states.EXPIRED
+    return states.COMPLETED
+
+
+def _result_item(job_id: str, result: providers.Result) -> storage.BatchResultItem:
+    text = json.dumps(result.result, separators=(",", ":"), ensure_ascii=False)
+    truncated = len(text.encode()) > MAX_RESULT_BYTES
+    if truncated:
+        text = text.encode()[:MAX_RESULT_BYTES].decode(errors="ignore")
+    return storage.BatchResultItem(
+        storage.job_children_pk(job_id), f"ITEM#{result.custom_id}",
+        custom_id=result.custom_id, status=result.status, result_json=text, truncated=truncated,
+    )
+
+
+def _poll_actions(moment: str, counts: dict | None = None, error: str | None = None, state: dict | None = None) -> list:
+    actions = [
+        JobItem.last_polled_at.set(moment),
+        JobItem.last_poll_error.set(error) if error else JobItem.last_poll_error.remove(),
+    ]
+    if counts is not None:
+        actions.append(JobItem.request_counts.set(storage.to_attribute_value(counts)))
+    if state:
+        actions.append(JobItem.provider_state.set(storage.to_attribute_value(state)))
+    return actions
+
+
+def poll(item: JobItem, chunk: int = 100) -> str:
+    """Poll one running batch; returns "running", the terminal status it entered, or "error"."""
+    org = item.organization_id
+    moment = iso(now())
+    try:
+        adapter = providers.get(item.provider)  # type: ignore[arg-type]
+        remote = adapter.retrieve(item.provider_batch_id)  # type: ignore[arg-type]
+        if remote.state == providers.PROCESSING:
+            update_running_batch(org, item.id, _poll_actions(moment, remote.counts, None, remote.state_data))
+            return states.RUNNING
+        pending: list[storage.BatchResultItem] = []
+        for result in adapter.results(remote):
+            pending.append(_result_item(item.id, result))
+            if len(pending) >= chunk:
+                storage.put_batch_results(item.id, pending)
+                pending = []
+        if pending:
+            storage.put_batch_results(item.id, pending)
+    except (ProviderError, ProviderNotConfigured) as exc:
+        message = exc.message if isinstance(exc, ProviderError) else str(exc)
+        # the last good state (counts) is kept; the next run tries again
+        update_running_batch(org, item.id, _poll_actions(moment, error=message[:1000]))
+        return "error"
+    target = terminal_status(item, remote)
+    stop_reason = {states.CANCELLED: "cancelled", states.FAILED: remote.error or "provider_failed",
+                   states.EXPIRED: "provider_expired"}.get(target, "provider_ended")
+    actions = _poll_actions(moment, remote.counts, None, remote.state_data) + [JobItem.stop_reason.set(stop_reason[:64])]
+    applied = update_running_batch(org, item.id, actions, target=target)
+    return target if applied else states.RUNNING

@@ -1,0 +1,71 @@
+"""Anthropic Message Batches (anthropic-version 2023-06-01)."""
+from __future__ import annotations
+
+from typing import Any, Iterator
+
+import requests
+
+from ..config import settings
+from . import keys
+from .base import ENDED, ITEM_STATUS, PROCESSING, ProviderBatch, ProviderError, Result, call, counts, json_lines, stream
+
+VERSION = "2023-06-01"
+PROCESSING_STATES = {"in_progress", "canceling"}
+
+
+class AnthropicProvider:
+    name = "anthropic"
+
+    def __init__(self, base_url: str, api_key: str, timeout: float) -> None:
+        self.base = f"{base_url}/v1/messages/batches"
+        self.timeout = timeout
+        self.session = requests.Session()
+        self.session.trust_env = False
+        self.session.headers.update({"x-api-key": api_key, "anthropic-version": VERSION, "content-type": "application/json"})
+
+    @classmethod
+    def from_settings(cls) -> "AnthropicProvider":
+        cfg = settings()
+        key = keys.resolve("anthropic", cfg.anthropic_api_key, cfg.anthropic_api_key_parameter, "ANTHROPIC_API_KEY")
+        return cls(cfg.anthropic_base_url, key, cfg.provider_timeout_seconds)
+
+    def _batch(self, data: dict[str, Any]) -> ProviderBatch:
+        try:
+            status = data["processing_status"]
+            raw_counts = data["request_counts"]
+            batch_id = data["id"]
+        except (KeyError, TypeError):
+            raise ProviderError("anthropic: a message batch without id, processing_status or request_counts") from None
+        if status in PROCESSING_STATES:
+            state = PROCESSING
+        elif status == "ended":
+            state = ENDED
+        else:
+            raise ProviderError(f"anthropic: unknown processing_status {status!r}")
+        return ProviderBatch(
+            id=batch_id, state=state, counts=counts(**raw_counts), raw_status=status,
+            state_data={"results_url": data.get("results_url")} if data.get("results_url") else {},
+        )
+
+    def submit(self, batch_requests: list[dict[str, Any]]) -> ProviderBatch:
+        return self._batch(call(self.session, "POST", self.base, self.timeout, json={"requests": batch_requests}))
+
+    def retrieve(self, batch_id: str) -> ProviderBatch:
+        return self._batch(call(self.session, "GET", f"{self.base}/{batch_id}", self.timeout))
+
+    def cancel(self, batch_id: str) -> ProviderBatch:
+        return self._batch(call(self.session, "POST", f"{self.base}/{batch_id}/cancel", self.timeout))
+
+    def results(self, batch: ProviderBatch) -> Iterator[Result]:
+        url = batch.state_data.get("results_url")
+        if not url:
+            raise ProviderError("anthropic: the ended batch has no results_url")
+        response = stream(self.session, url, self.timeout)
+        with response:
+            for line in json_lines(response, "anthropic results"):
+                result = line.get("result") or {}
+                outcome = result.get("type")
+                if outcome not in ITEM_STATUS:
+                    raise ProviderError(f"anthropic results: unknown result type {outcome!r} for {line['custom_id']}")
+                payload = result.get("message") if outcome == "succeeded" else result.get("error")
+                yield Result(line["custom_id"], ITEM_STATUS[outcome], payload)

@@ -1,0 +1,121 @@
+"""What every provider adapter offers, and the HTTP plumbing they share."""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any, Iterator, Protocol
+
+PROCESSING, ENDED, FAILED = "processing", "ended", "failed"
+COUNT_NAMES = ("processing", "succeeded", "errored", "canceled", "expired")
+#: the provider's request outcome -> the item status of contract section 6
+ITEM_STATUS = {"succeeded": "completed", "errored": "failed", "canceled": "cancelled", "expired": "expired"}
+
+
+class ProviderError(Exception):
+    """The provider could not be used: timeout, 5xx, malformed answer (retry later)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class ProviderRefused(ProviderError):
+    """The provider answered and said no (a 4xx): its message is shown to the user."""
+
+
+class ProviderNotConfigured(Exception):
+    """No key (or an unknown provider): the request is invalid here (422)."""
+
+
+@dataclass(frozen=True)
+class ProviderBatch:
+    id: str
+    state: str  # PROCESSING, ENDED or FAILED (the provider failed the batch as a whole)
+    counts: dict[str, int]
+    raw_status: str
+    #: what results() needs later (a results URL, file ids); stored with the job
+    state_data: dict[str, Any] = field(default_factory=dict)
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class Result:
+    custom_id: str
+    status: str  # completed, failed, cancelled, expired
+    result: Any
+
+
+def counts(**values: int) -> dict[str, int]:
+    return {name: int(values.get(name, 0) or 0) for name in COUNT_NAMES}
+
+
+class Provider(Protocol):
+    name: str
+
+    def submit(self, requests: list[dict[str, Any]]) -> ProviderBatch: ...
+
+    def retrieve(self, batch_id: str) -> ProviderBatch: ...
+
+    def cancel(self, batch_id: str) -> ProviderBatch: ...
+
+    def results(self, batch: ProviderBatch) -> Iterator[Result]: ...
+
+
+def call(session: Any, method: str, url: str, timeout: float, **kwargs: Any) -> Any:
+    """One HTTP request to a provider; the parsed JSON answer, or ProviderError/ProviderRefused."""
+    import requests
+
+    try:
+        response = session.request(method, url, timeout=timeout, allow_redirects=False, **kwargs)
+    except requests.Timeout:
+        raise ProviderError(f"{method} {url}: timed out after {timeout:g} s") from None
+    except requests.RequestException as exc:
+        raise ProviderError(f"{method} {url}: {exc.__class__.__name__}: {str(exc)[:200]}") from None
+    if response.status_code >= 500 or response.status_code == 429:
+        raise ProviderError(f"{method} {url}: HTTP {response.status_code}: {_message(response)}")
+    if response.status_code >= 400:
+        raise ProviderRefused(f"HTTP {response.status_code}: {_message(response)}")
+    try:
+        data = response.json()
+    except ValueError:
+        raise ProviderError(f"{method} {url}: the answer is not JSON") from None
+    if not isinstance(data, dict):
+        raise ProviderError(f"{method} {url}: the answer is not a JSON object")
+    return data
+
+
+def _message(response: Any) -> str:
+    try:
+        error = response.json().get("error")
+        if isinstance(error, dict) and error.get("message"):
+            return str(error["message"])[:500]
+    except ValueError:
+        pass
+    return (response.text or "")[:200]
+
+
+def json_lines(response: Any, where: str) -> Iterator[dict[str, Any]]:
+    """Parse a streamed JSON-lines body line by line (never loaded whole)."""
+    for number, line in enumerate(response.iter_lines(), start=1):
+        if not line or not line.strip():
+            continue
+        try:
+            value = json.loads(line)
+        except ValueError:
+            raise ProviderError(f"{where}: line {number} is not JSON") from None
+        if not isinstance(value, dict) or not isinstance(value.get("custom_id"), str):
+            raise ProviderError(f"{where}: line {number} has no custom_id")
+        yield value
+
+
+def stream(session: Any, url: str, timeout: float, **kwargs: Any) -> Any:
+    import requests
+
+    try:
+        response = session.get(url, timeout=timeout, stream=True, allow_redirects=True, **kwargs)
+    except requests.RequestException as exc:
+        raise ProviderError(f"GET {url}: {exc.__class__.__name__}: {str(exc)[:200]}") from None
+    if response.status_code >= 400:
+        response.close()
+        raise ProviderError(f"GET {url}: HTTP {response.status_code}")
+    return response
