@@ -9,6 +9,7 @@ so that a poller killed half way is finished by the next run.
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
@@ -16,7 +17,8 @@ from . import errors, ids, providers, states, storage
 from .auth import Actor
 from .config import settings
 from .jobs import BATCH, JOB, NEVER, _check_metadata, list_jobs, parse_job_id, to_public, update_running_batch
-from .providers import ProviderBatch, ProviderError, ProviderNotConfigured, ProviderRefused
+from .providers import ProviderBatch, ProviderError, ProviderNotConfigured
+from .providers.base import COUNT_NAMES, ITEM_STATUS
 from .schemas import BatchCreate
 from .storage import JobItem
 from .timeutil import epoch, iso, now
@@ -24,6 +26,8 @@ from .urls import check_callback_url
 
 #: results larger than this are stored truncated (a DynamoDB item holds 400 KB)
 MAX_RESULT_BYTES = 350_000
+#: item status -> the request count it belongs to
+COUNT_OF = {status: count for count, status in ITEM_STATUS.items()}
 BATCH_FIELDS = ("provider", "provider_batch_id", "request_counts", "last_polled_at", "last_poll_error", "cancel_requested")
 
 
@@ -136,6 +140,23 @@ def cancel_batch(actor: Actor, job_id: str) -> dict[str, Any]:
 # ---- polling (the scheduler) ---------------------------------------------------------
 
 
+def final_counts(remote: ProviderBatch, tally: dict[str, int]) -> dict[str, int]:
+    """The counts of an ended batch: what its items say, when there are items.
+
+    (Providers differ in what their own counts include: OpenAI, for one, may
+    count expired requests as failed.) Requests that appear in no result are
+    counted by how the batch ended.
+    """
+    if not tally:
+        return remote.counts
+    counts = {name: tally.get(name, 0) for name in COUNT_NAMES}
+    missing = sum(remote.counts.values()) - sum(tally.values())
+    if missing > 0:
+        leftover = {"expired": "expired", "cancelled": "canceled", "canceled": "canceled"}.get(remote.raw_status, "errored")
+        counts[leftover] += missing
+    return counts
+
+
 def terminal_status(item: JobItem, remote: ProviderBatch) -> str:
     if item.cancel_requested:
         return states.CANCELLED
@@ -182,7 +203,9 @@ def poll(item: JobItem, chunk: int = 100) -> str:
             update_running_batch(org, item.id, _poll_actions(moment, remote.counts, None, remote.state_data))
             return states.RUNNING
         pending: list[storage.BatchResultItem] = []
+        tally: dict[str, int] = {}
         for result in adapter.results(remote):
+            tally[COUNT_OF[result.status]] = tally.get(COUNT_OF[result.status], 0) + 1
             pending.append(_result_item(item.id, result))
             if len(pending) >= chunk:
                 storage.put_batch_results(item.id, pending)
@@ -194,6 +217,7 @@ def poll(item: JobItem, chunk: int = 100) -> str:
         # the last good state (counts) is kept; the next run tries again
         update_running_batch(org, item.id, _poll_actions(moment, error=message[:1000]))
         return "error"
+    remote = replace(remote, counts=final_counts(remote, tally))
     target = terminal_status(item, remote)
     stop_reason = {states.CANCELLED: "cancelled", states.FAILED: remote.error or "provider_failed",
                    states.EXPIRED: "provider_expired"}.get(target, "provider_ended")

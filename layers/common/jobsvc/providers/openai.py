@@ -42,17 +42,19 @@ class OpenAIProvider:
         except (KeyError, TypeError, ValueError):
             raise ProviderError("openai: a batch without id, status or request_counts") from None
         rest = max(0, total - done - failed)
+        tally = {"succeeded": done, "errored": failed}
         if status in PROCESSING_STATES:
-            state, extra = PROCESSING, {"processing": rest}
+            state, leftover = PROCESSING, "processing"
         elif status in ENDED_STATES:
-            state, extra = ENDED, {"canceled" if status == "cancelled" else "expired": rest} if rest else {}
+            state, leftover = ENDED, "canceled" if status == "cancelled" else "expired"
         elif status == "failed":
-            state, extra = FAILED, {"errored": rest}
+            state, leftover = FAILED, "errored"
         else:
             raise ProviderError(f"openai: unknown batch status {status!r}")
+        tally[leftover] = tally.get(leftover, 0) + rest
         errors = (data.get("errors") or {}).get("data") or []
         return ProviderBatch(
-            id=batch_id, state=state, counts=counts(succeeded=done, errored=failed, **extra), raw_status=status,
+            id=batch_id, state=state, counts=counts(**tally), raw_status=status,
             state_data={k: data[k] for k in ("output_file_id", "error_file_id") if data.get(k)},
             error="; ".join(str(e.get("message", e)) for e in errors)[:500] or None,
         )
