@@ -27,6 +27,7 @@ bench: $(STAMP)
 	$(PY) bench/requests_per_operation.py
 	$(PY) bench/cold_start.py
 	$(PY) bench/webhooks.py
+	$(PY) bench/scheduler.py
 
 # make key ORG=acme USER=alice [TABLE=...] : create an API key in a deployed table
 key: $(STAMP)
