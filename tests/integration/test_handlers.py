@@ -6,7 +6,7 @@ import json
 import pytest
 
 from jobsvc import auth
-from tests.helpers import count_dynamodb_requests, event
+from tests.helpers import count_dynamodb_requests, event, load_function
 
 
 def call(fn, ev, context):
@@ -145,3 +145,44 @@ def test_failed_transition_costs_one_request(table, api_fn, context):
         status, body, _ = call(api_fn, ev, context)
     assert status == 409 and body["current_status"] == "created"
     assert calls == ["UpdateItem"]
+
+
+# ---- the callbacks and scheduler functions with their samples -----------------------------
+
+
+def test_callbacks_function_with_the_stream_sample(webhook_env, context):
+    """The sample's job is not in the table: the record is skipped cleanly (no failure reported)."""
+    fn = load_function("callbacks")
+    assert fn.lambda_handler(event("callbacks_stream"), context) == {"batchItemFailures": []}
+    assert webhook_env.receiver.requests == []
+
+
+def test_callbacks_function_reports_a_broken_queue_message_as_a_failure(webhook_env, context):
+    fn = load_function("callbacks")
+    ev = event("callbacks_sqs")
+    good = json.loads(json.dumps(ev["Records"][0]))
+    broken = dict(good, messageId="broken-1", body="not json")
+    ev["Records"] = [good, broken]
+    assert fn.lambda_handler(ev, context) == {"batchItemFailures": [{"itemIdentifier": "broken-1"}]}
+
+
+def test_callbacks_function_delivers_a_queued_retry(webhook_env, context):
+    from jobsvc import jobs, webhooks
+    from jobsvc.auth import Actor
+    from jobsvc.schemas import JobCreate, JobUpdate
+
+    fn = load_function("callbacks")
+    actor = Actor("org-sample", "user-sample")
+    job, _ = jobs.create_job(actor, JobCreate(status="running", callback_url=webhook_env.receiver.url()))
+    job = jobs.update_job(actor, job["id"], JobUpdate(status="completed"))
+
+    ev = event("callbacks_sqs")
+    ev["Records"][0]["body"] = json.dumps(webhooks.task_for(job).message())
+    assert fn.lambda_handler(ev, context) == {"batchItemFailures": []}
+    assert len(webhook_env.receiver.requests) == 1
+
+
+def test_scheduler_function_with_its_sample(table, context):
+    fn = load_function("scheduler")
+    report = fn.lambda_handler(event("scheduler"), context)
+    assert report["ran"] is True and report["polled"] == 0 and report["expired"] == 0
