@@ -29,6 +29,7 @@ MAX_PAYLOAD = 10 * 1024 * 1024  # API Gateway's own request limit
 class Gateway(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
+    request_queue_size = 128  # bursts of new connections (tests race 20 clients at once)
 
     def __init__(
         self, port: int, routes: list[Route], functions: dict[str, LocalFunction], verbose: bool = False

@@ -93,16 +93,22 @@ class Pump(threading.Thread):
     def stop(self) -> None:
         self.stopping.set()
 
+    #: the longest wait between two polls that found nothing (AWS reads a stream 4 times a second)
+    idle_seconds = 0.25
+
     def run(self) -> None:
         self.setup()
+        wait = self.poll_seconds
         while not self.stopping.is_set():
             try:
                 worked = self.poll()
             except Exception:  # keep pumping; the error is the function's or the emulator's
                 traceback.print_exc(file=sys.stderr)
                 worked = False
+            # poll again at once after work; back off towards idle_seconds while nothing comes
+            wait = self.poll_seconds if worked else min(self.idle_seconds, wait * 2)
             if not worked:
-                self.stopping.wait(self.poll_seconds)
+                self.stopping.wait(wait)
 
     def setup(self) -> None:
         pass
@@ -202,6 +208,7 @@ class QueuePump(Pump):
     """An SQS event source mapping."""
 
     instances = 4
+    idle_seconds = 0.5  # retries are at least 1 s apart anyway
 
     def setup(self) -> None:
         self.sqs = self.emulator.client("sqs")

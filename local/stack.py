@@ -10,7 +10,7 @@ from .emulator import Emulator
 from .gateway import Gateway
 from .lambdas import LocalFunction
 from .pumps import PUMPS, Pump
-from .template import REGION, Template
+from .template import REGION, ROOT, Template
 
 #: template parameters the local stack always sets (it allows http and private callbacks).
 LOCAL_PARAMETERS = {"AllowPrivateCallbacks": "true", "LogLevel": "WARNING"}
@@ -84,7 +84,8 @@ class LocalStack:
             create_key(key.organization_id, key.user_id, name="local", key=key.key)
 
         specs = self.template.functions()
-        self.functions = {name: LocalFunction(spec) for name, spec in specs.items()}
+        paths = [str(layer) for layer in self.template.layer_dirs()] + [str(ROOT)]
+        self.functions = {name: LocalFunction(spec, paths) for name, spec in specs.items()}
         for name, kind, props in self.template.event_sources():
             if kind not in PUMPS:
                 self.unfed_triggers.append(f"{name} ({kind})")
@@ -111,6 +112,8 @@ class LocalStack:
         if self.gateway is not None:
             self.gateway.shutdown()
             self.gateway.server_close()
+        for function in self.functions.values():
+            function.stop()
         self.emulator.stop()
 
     def __enter__(self) -> "LocalStack":

@@ -6,6 +6,7 @@ to HTTP in one place (``_domain_error``).
 """
 from __future__ import annotations
 
+import base64
 import json
 from typing import Annotated, Any, Optional
 
@@ -14,7 +15,7 @@ from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
 from aws_lambda_powertools.event_handler.openapi.params import Body, Header, Path, Query
 
-from jobsvc import batches, errors, jobs, webhooks
+from jobsvc import batches, errors, jobs, jsonbody, webhooks
 from jobsvc.auth import Actor
 from jobsvc.config import settings
 from jobsvc.schemas import (
@@ -232,20 +233,25 @@ def cancel_batch(job_id: JobId) -> Response[Batch]:
 
 
 def _gate(event: dict) -> dict | None:
-    """What API Gateway and the authorizer leave to us: 401 and 413, before any parsing."""
+    """What API Gateway and the authorizer leave to us, before any parsing: 401, and a body
+    that is a JSON object (400, 413, 422). Every body is taken as JSON, whatever its
+    Content-Type (curl -d sends a form type)."""
     if event.get("routeKey") not in PUBLIC_ROUTES:
         context = ((event.get("requestContext") or {}).get("authorizer") or {}).get("lambda") or {}
         if not context.get("organization_id") or not context.get("user_id"):
             reason = context.get("error") or "missing or unknown API key"
             return _plain(401, {"detail": reason}, {"WWW-Authenticate": "Bearer"})
-    # every body is JSON, whatever Content-Type the client sent (curl -d sends a form type)
-    headers = event.get("headers")
-    if isinstance(headers, dict) and event.get("body"):
-        headers["content-type"] = "application/json"
-    body = event.get("body") or ""
-    limit = settings().batch_max_body_bytes if event.get("routeKey") == "POST /v1/batches" else settings().max_body_bytes
-    if len(body) > limit * (4 / 3 if event.get("isBase64Encoded") else 1):
-        return _plain(413, {"detail": f"request body is larger than {limit} bytes"})
+    body = event.get("body")
+    if body:
+        cfg = settings()
+        limit = cfg.batch_max_body_bytes if event.get("routeKey") == "POST /v1/batches" else cfg.max_body_bytes
+        try:
+            raw = base64.b64decode(body) if event.get("isBase64Encoded") else body.encode("utf-8", "surrogatepass")
+            event["body"] = jsonbody.check(raw, limit)
+        except errors.DomainError as exc:
+            return _plain(exc.status_code, exc.body())
+        event["isBase64Encoded"] = False
+        event.setdefault("headers", {})["content-type"] = "application/json"
     return None
 
 

@@ -13,6 +13,10 @@ class DomainError(Exception):
         return {"detail": self.detail}
 
 
+class BadRequest(DomainError):
+    status_code = 400
+
+
 class NotFound(DomainError):
     status_code = 404
 

@@ -203,7 +203,10 @@ def _status_actions(job_id: str, org: str, target: str) -> list[Action]:
     return actions
 
 
-def _apply(org: str, job_id: str, target: str | None, actions: list[Action], condition: Condition) -> storage.UpdateOutcome:
+def _apply(
+    org: str, job_id: str, target: str | None, actions: list[Action], condition: Condition,
+    metadata_patch: dict[str, Any] | None = None,
+) -> storage.UpdateOutcome:
     """One conditional UpdateItem: the update, a heartbeat, and the status change if any."""
     moment = now()
     actions = [
@@ -214,14 +217,16 @@ def _apply(org: str, job_id: str, target: str | None, actions: list[Action], con
     ]
     if target is not None:
         actions += _status_actions(job_id, org, target)
-    return storage.update_job(org, job_id, actions, condition)
+    return storage.update_job(org, job_id, actions, condition, metadata_patch)
 
 
-def _api_update(actor: Actor, job_id: str, target: str | None, actions: list[Action]) -> tuple[storage.UpdateOutcome, str]:
+def _api_update(
+    actor: Actor, job_id: str, target: str | None, actions: list[Action], metadata_patch: dict[str, Any] | None = None
+) -> tuple[storage.UpdateOutcome, str]:
     """An update through the API: allowed by the transition table, never on a batch job."""
     job_id = parse_job_id(job_id)
     condition = JobItem.status.is_in(*states.allowed_current(target)) & (JobItem.job_type != BATCH)
-    outcome = _apply(actor.organization_id, job_id, target, actions, condition)
+    outcome = _apply(actor.organization_id, job_id, target, actions, condition, metadata_patch)
     if outcome.job is None:
         raise errors.JobNotFound(job_id)
     if not outcome.applied and outcome.job.job_type == BATCH:
@@ -240,9 +245,6 @@ def update_job(actor: Actor, job_id: str, body: JobUpdate) -> dict:
         if len(body.metadata) > MAX_METADATA_KEYS_PER_UPDATE:
             raise errors.InvalidInput(f"an update may change at most {MAX_METADATA_KEYS_PER_UPDATE} metadata keys")
         _check_metadata(body.metadata)
-        for key, value in body.metadata.items():
-            path = JobItem.metadata[key]
-            actions.append(path.remove() if value is None else path.set(storage.to_attribute_value(value)))
         if "source_id" in body.metadata:
             source = body.metadata["source_id"]
             if isinstance(source, str) and source:
@@ -257,7 +259,7 @@ def update_job(actor: Actor, job_id: str, body: JobUpdate) -> dict:
             value = getattr(body, name)
             actions.append(attr.remove() if value is None else attr.set(value))
 
-    outcome, job_id = _api_update(actor, job_id, body.status, actions)
+    outcome, job_id = _api_update(actor, job_id, body.status, actions, body.metadata or None)
     if outcome.applied:
         return to_public(outcome.job)  # type: ignore[arg-type]
     current = outcome.job.status  # type: ignore[union-attr]

@@ -20,6 +20,7 @@ partition keys are sharded so that no one partition takes every write.
 from __future__ import annotations
 
 import math
+import re
 import zlib
 from dataclasses import dataclass
 from typing import Any
@@ -325,12 +326,15 @@ class UpdateOutcome:
     applied: bool
 
 
-def update_job(org: str, job_id: str, actions: list[Action], condition: Condition) -> UpdateOutcome:
+def update_job(
+    org: str, job_id: str, actions: list[Action], condition: Condition, metadata_patch: dict[str, Any] | None = None
+) -> UpdateOutcome:
     """One conditional UpdateItem on a job.
 
     The condition always includes the job's existence.  On a failed condition
     DynamoDB hands back the item as it is (``ReturnValuesOnConditionCheckFailure``),
     so the caller can tell 404 from 409 without a second request.
+    ``metadata_patch`` is merged key by key in the same update (None removes a key).
     """
     conn = JobItem._get_connection().connection
     kwargs = conn.get_operation_kwargs(
@@ -342,6 +346,8 @@ def update_job(org: str, job_id: str, actions: list[Action], condition: Conditio
         return_values=ALL_NEW,
         return_values_on_condition_failure="ALL_OLD",
     )
+    if metadata_patch:
+        _merge_metadata(kwargs, metadata_patch)
     try:
         data = conn.dispatch("UpdateItem", kwargs)
     except Exception as exc:  # pynamodb wraps botocore's ClientError; the original keeps the item
@@ -354,6 +360,31 @@ def update_job(org: str, job_id: str, actions: list[Action], condition: Conditio
         _raise_input_error(code, response)
         raise
     return UpdateOutcome(JobItem.from_raw_data(data["Attributes"]), applied=True)
+
+
+_CLAUSE = re.compile(r"(SET|REMOVE|ADD|DELETE) (.*?)(?= (?:SET|REMOVE|ADD|DELETE) |$)")
+
+
+def _merge_metadata(kwargs: dict[str, Any], patch: dict[str, Any]) -> None:
+    """Add ``SET metadata.<key> = v`` / ``REMOVE metadata.<key>`` to an update.
+
+    Written here rather than with PynamoDB paths, which read ``[n]`` in a key
+    as a list index: a metadata key is always one attribute name, whatever it holds.
+    """
+    names = kwargs.setdefault("ExpressionAttributeNames", {})
+    values = kwargs.setdefault("ExpressionAttributeValues", {})
+    names["#md"] = "metadata"
+    clauses: dict[str, list[str]] = {}
+    for keyword, body in _CLAUSE.findall(kwargs.get("UpdateExpression", "")):
+        clauses.setdefault(keyword, []).append(body)
+    for i, (key, value) in enumerate(patch.items()):
+        names[f"#mk{i}"] = key
+        if value is None:
+            clauses.setdefault("REMOVE", []).append(f"#md.#mk{i}")
+        else:
+            values[f":mv{i}"] = to_attribute_value(value)
+            clauses.setdefault("SET", []).append(f"#md.#mk{i} = :mv{i}")
+    kwargs["UpdateExpression"] = " ".join(f"{keyword} {', '.join(parts)}" for keyword, parts in clauses.items())
 
 
 def _raise_input_error(code: str | None, response: dict) -> None:

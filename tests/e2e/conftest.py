@@ -1,0 +1,227 @@
+"""End-to-end fixtures: the local stack started the way the README starts it, spoken to over HTTP."""
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any, Iterator
+from urllib.parse import urlsplit
+
+import pytest
+import requests
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # the test modules import e2e_support too
+from e2e_support import PATHS, unique  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[2]
+KEYS = {
+    "a": ("jsk_test_alpha_0123456789abcdef", "org-alpha", "user-a"),
+    "b": ("jsk_test_bravo_0123456789abcdef", "org-bravo", "user-b"),
+    # a second user of organization alpha (jobs belong to the organization, not the user)
+    "c": ("jsk_test_alpha_colleague_0123456789", "org-alpha", "user-c"),
+}
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Api:
+    """A small HTTP client for one API key."""
+
+    def __init__(self, base: str, key: str | None) -> None:
+        self.base = base
+        self.key = key
+        self.session = requests.Session()
+        if key:
+            self.session.headers["Authorization"] = f"Bearer {key}"
+
+    def request(self, method: str, path: str, **kwargs) -> requests.Response:
+        kwargs.setdefault("timeout", 30)
+        return self.session.request(method, self.base + path, **kwargs)
+
+    def get(self, path: str, **kw) -> requests.Response:
+        return self.request("GET", path, **kw)
+
+    def post(self, path: str, **kw) -> requests.Response:
+        return self.request("POST", path, **kw)
+
+    def patch(self, path: str, **kw) -> requests.Response:
+        return self.request("PATCH", path, **kw)
+
+    def delete(self, path: str, **kw) -> requests.Response:
+        return self.request("DELETE", path, **kw)
+
+    def create(self, **body) -> dict:
+        response = self.post("/v1/jobs", json=body)
+        assert response.status_code == 201, response.text
+        return response.json()
+
+    def job(self, job_id: str) -> dict:
+        """GET a job that must exist."""
+        response = self.get(f"/v1/jobs/{job_id}")
+        assert response.status_code == 200, response.text
+        return response.json()
+
+    def list(self, path: str = "/v1/jobs", **params: Any) -> list[dict]:
+        """GET a list that must succeed (``None`` parameters are left out)."""
+        response = self.get(path, params={k: v for k, v in params.items() if v is not None})
+        assert response.status_code == 200, response.text
+        body = response.json()
+        assert isinstance(body, list), body
+        return body
+
+    def list_ids(self, path: str = "/v1/jobs", **params: Any) -> list[str]:
+        return [item["id"] for item in self.list(path, **params)]
+
+    def patch_ok(self, job_id: str, **body: Any) -> dict:
+        response = self.patch(f"/v1/jobs/{job_id}", json=body)
+        assert response.status_code == 200, response.text
+        return response.json()
+
+    def drive(self, status: str, **create: Any) -> dict:
+        """A fresh job brought to ``status`` through allowed transitions only."""
+        initial, steps = PATHS[status]
+        job = self.create(status=initial, **create)
+        for step in steps:
+            job = self.patch_ok(job["id"], status=step)
+        assert job["status"] == status
+        return job
+
+    def race(self, calls: list[tuple]) -> list[tuple[int, dict]]:
+        """Send every ``(method, path, json body or None[, api[, delay]])`` at once; [(status, body)].
+
+        A call with a fourth member is sent with that client's key instead of this one's (None: no
+        key); a fifth is a delay in seconds after the common start.
+
+        Each call gets its own connection, opened and used once before the start (so that
+        connection set-up does not spread the requests out); then a barrier releases every
+        thread at once to send its request.
+        """
+        url = urlsplit(self.base)
+        connections = []
+        for _ in calls:
+            connection = http.client.HTTPConnection(url.hostname, url.port, timeout=60)
+            # a first exchange makes sure the gateway has accepted this connection (connecting
+            # faster than it accepts overflows its listen backlog of 5: a 1 s SYN retry) and has
+            # a thread waiting for the next request on it
+            connection.request("HEAD", "/v1/health")
+            connection.getresponse().read()
+            connections.append(connection)
+        barrier = threading.Barrier(len(calls))
+        results: list[Any] = [None] * len(calls)
+
+        def run(i: int) -> None:
+            method, path, body = calls[i][:3]
+            client = calls[i][3] if len(calls[i]) > 3 else self
+            key = client.key if client is not None else None
+            delay = calls[i][4] if len(calls[i]) > 4 else 0.0
+            headers = {"Content-Type": "application/json"}
+            if key:
+                headers["Authorization"] = f"Bearer {key}"
+            data = None if body is None else json.dumps(body).encode()
+            try:
+                barrier.wait(timeout=30)
+                if delay:
+                    time.sleep(delay)
+                connections[i].request(method, path, body=data, headers=headers)
+                response = connections[i].getresponse()
+                results[i] = (response.status, json.loads(response.read() or b"null"))
+            except Exception as exc:  # recorded: the test reports it as a failed request
+                results[i] = (None, {"error": repr(exc)})
+            finally:
+                connections[i].close()
+
+        threads = [threading.Thread(target=run, args=(i,)) for i in range(len(calls))]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=120)
+        return results
+
+
+@pytest.fixture(scope="session")
+def stack() -> Iterator[dict]:
+    """``python -m local`` (what ``make run`` runs) on a free port, until the session ends."""
+    port = _free_port()
+    env = {
+        **os.environ,
+        "PORT": str(port),
+        "LOCAL_API_KEYS": ",".join(":".join(v) for v in KEYS.values()),
+        "PYTHONUNBUFFERED": "1",
+        "JOBS_SCHEDULE_SECONDS": "1",
+    }
+    env.pop("AWS_ENDPOINT_URL", None)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "local"], cwd=ROOT, env=env,
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+    base = f"http://127.0.0.1:{port}"
+    lines: list[str] = []
+    deadline = time.monotonic() + 60
+    emulator = None
+    while time.monotonic() < deadline:
+        line = proc.stdout.readline()  # type: ignore[union-attr]
+        if not line:
+            break
+        lines.append(line)
+        if line.startswith("emulator:"):
+            emulator = line.split()[1]
+        if line.startswith("ready:"):
+            break
+    if proc.poll() is not None or requests.get(base + "/v1/health", timeout=10).status_code != 200:
+        proc.kill()
+        raise RuntimeError("the local stack did not start:\n" + "".join(lines))
+    # keep draining the stack's output so that it never blocks on a full pipe
+    threading.Thread(target=lambda: lines.extend(iter(proc.stdout.readline, "")), daemon=True).start()  # type: ignore[union-attr]
+    try:
+        yield {"base": base, "emulator": emulator, "proc": proc, "output": lines}
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+@pytest.fixture(scope="session")
+def api(stack) -> Api:
+    """Organization alpha."""
+    return Api(stack["base"], KEYS["a"][0])
+
+
+@pytest.fixture(scope="session")
+def other(stack) -> Api:
+    """Organization bravo (tenant isolation)."""
+    return Api(stack["base"], KEYS["b"][0])
+
+
+@pytest.fixture(scope="session")
+def colleague(stack) -> Api:
+    """Another user of organization alpha."""
+    return Api(stack["base"], KEYS["c"][0])
+
+
+@pytest.fixture(scope="session")
+def anonymous(stack) -> Api:
+    return Api(stack["base"], None)
+
+
+@pytest.fixture(scope="session")
+def keys() -> dict[str, tuple[str, str, str]]:
+    """name -> (api key, organization, user)."""
+    return KEYS
+
+
+@pytest.fixture
+def tag(request) -> str:
+    """A value unique to this test (for metadata.source_id)."""
+    return unique(request.node.name[:40])
