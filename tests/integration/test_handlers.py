@@ -186,3 +186,32 @@ def test_scheduler_function_with_its_sample(table, context):
     fn = load_function("scheduler")
     report = fn.lambda_handler(event("scheduler"), context)
     assert report["ran"] is True and report["polled"] == 0 and report["expired"] == 0
+
+
+def test_cleanup_function_deletes_what_a_deleted_job_leaves(table, api_fn, context):
+    """A REMOVE of a job on the stream deletes its messages (and any other child item)."""
+    import boto3
+
+    from jobsvc import storage
+
+    fn = load_function("cleanup")
+    job = create(api_fn, context)
+    for text in ("one", "two"):
+        ev = with_job(event("api_add_message"), job["id"])
+        ev["body"] = json.dumps({"role": "user", "content": text})
+        assert call(api_fn, ev, context)[0] == 201
+    other = create(api_fn, context)
+    ev = with_job(event("api_add_message"), other["id"])
+    assert call(api_fn, ev, context)[0] == 201
+    assert call(api_fn, with_job(event("api_delete_job"), job["id"]), context)[0] == 200
+    keys = {"pk": {"S": "ORG#org-sample"}, "sk": {"S": f"JOB#{job['id']}"}}
+    removed = {"Records": [{"eventID": "1", "eventName": "REMOVE", "eventVersion": "1.1", "eventSource": "aws:dynamodb",
+                            "awsRegion": "us-east-1", "dynamodb": {"Keys": keys, "SequenceNumber": "1"},
+                            "eventSourceARN": "arn:aws:dynamodb:us-east-1:123456789012:table/JobsTable/stream/x"}]}
+    assert fn.lambda_handler(removed, context) == {"batchItemFailures": []}
+    client = boto3.client("dynamodb", region_name="us-east-1")
+    left = client.query(TableName="JobsTable", KeyConditionExpression="pk = :p",
+                        ExpressionAttributeValues={":p": {"S": storage.job_children_pk(job["id"])}})["Items"]
+    kept = client.query(TableName="JobsTable", KeyConditionExpression="pk = :p",
+                        ExpressionAttributeValues={":p": {"S": storage.job_children_pk(other["id"])}})["Items"]
+    assert left == [] and len(kept) == 1

@@ -852,3 +852,26 @@ def cancel_simulated_batch(batch_id: str) -> None:
     SimulatedBatchItem(f"SIMBATCH#{batch_id}", "SIMBATCH").update(
         actions=[SimulatedBatchItem.cancel_requested.set(True)], condition=SimulatedBatchItem.pk.exists()
     )
+
+
+class _KeyItem(Model):
+    """Any item of the table, by its keys alone (for deletes that do not care what it is)."""
+
+    Meta = type("Meta", (_Meta,), {})
+
+    pk = UnicodeAttribute(hash_key=True)
+    sk = UnicodeAttribute(range_key=True)
+
+
+MODELS += (_KeyItem,)
+
+
+def delete_job_children(job_id: str) -> int:
+    """Delete everything stored under a deleted job (messages, webhook deliveries and attempts,
+    batch results): Query its partition, BatchWriteItem the deletes. Returns how many."""
+    removed = 0
+    with _KeyItem.batch_write() as batch:
+        for item in _KeyItem.query(job_children_pk(job_id), attributes_to_get=["pk", "sk"]):
+            batch.delete(item)
+            removed += 1
+    return removed
