@@ -52,6 +52,8 @@ def _json(status: int, body: Any, headers: dict[str, str] | None = None) -> Resp
 def actor() -> Actor:
     """The caller, as the authorizer established it (the only source of identity)."""
     context = app.current_event.request_context.authorizer.get_lambda or {}
+    if not context.get("organization_id") or not context.get("user_id"):
+        raise errors.Unauthorized("missing or unknown API key")
     return Actor(context["organization_id"], context["user_id"])
 
 
@@ -118,8 +120,8 @@ def create_job(
 
 @app.get("/v1/jobs", tags=["jobs"], responses=_ERRORS)
 def list_jobs(
-    before: Annotated[Optional[str], Query(description="job id: only jobs created before it")] = None,
-    after: Annotated[Optional[str], Query(description="job id: only jobs created after it")] = None,
+    before: Annotated[Optional[str], Query(max_length=80, description="job id: only jobs created before it")] = None,
+    after: Annotated[Optional[str], Query(max_length=80, description="job id: only jobs created after it")] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 50,
     order: Annotated[str, Query(pattern="^(asc|desc)$")] = "desc",
     status: Annotated[Optional[Status], Query()] = None,
@@ -161,8 +163,8 @@ def add_message(job_id: JobId, body: Annotated[MessageCreate, Body()]) -> Respon
 @app.get("/v1/jobs/<job_id>/messages", tags=["messages"], responses=_ERRORS)
 def list_messages(
     job_id: JobId,
-    before: Annotated[Optional[str], Query()] = None,
-    after: Annotated[Optional[str], Query()] = None,
+    before: Annotated[Optional[str], Query(max_length=80)] = None,
+    after: Annotated[Optional[str], Query(max_length=80)] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 50,
     order: Annotated[str, Query(pattern="^(asc|desc)$")] = "asc",
     role: Annotated[Optional[Role], Query()] = None,
@@ -197,8 +199,8 @@ def create_batch(body: Annotated[BatchCreate, Body()]) -> Response[Batch]:
 
 @app.get("/v1/batches", tags=["batches"], responses=_ERRORS)
 def list_batches(
-    before: Annotated[Optional[str], Query()] = None,
-    after: Annotated[Optional[str], Query()] = None,
+    before: Annotated[Optional[str], Query(max_length=80)] = None,
+    after: Annotated[Optional[str], Query(max_length=80)] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 50,
     order: Annotated[str, Query(pattern="^(asc|desc)$")] = "desc",
     status: Annotated[Optional[Status], Query()] = None,
@@ -218,7 +220,7 @@ def get_batch(job_id: JobId) -> Batch:
 @app.get("/v1/batches/<job_id>/items", tags=["batches"], responses=_ERRORS)
 def list_batch_items(
     job_id: JobId,
-    after: Annotated[Optional[str], Query(description="custom_id: only items after it")] = None,
+    after: Annotated[Optional[str], Query(max_length=64, description="custom_id: only items after it")] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> list[BatchItem]:
     return batches.list_items(actor(), job_id, after, limit)

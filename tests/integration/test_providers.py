@@ -164,11 +164,11 @@ def test_a_poller_killed_after_storing_items_is_finished_by_the_next_run(fake, m
     real = batches.update_running_batch
     calls = {"n": 0}
 
-    def dies_at_the_end(org, job_id, actions, target=None):
+    def dies_at_the_end(org, job_id, actions, target=None, condition=None):
         if target is not None and calls["n"] == 0:
             calls["n"] += 1
             raise RuntimeError("killed before the transition")
-        return real(org, job_id, actions, target)
+        return real(org, job_id, actions, target, condition)
 
     monkeypatch.setattr(batches, "update_running_batch", dies_at_the_end)
     assert run().poll_errors == 1
@@ -220,6 +220,10 @@ def test_registering_an_existing_provider_batch(fake):
     assert tracked["provider_batch_id"] == remote and tracked["status"] == "running"
     with pytest.raises(errors.ProviderFailed):
         batches.create_batch(ACTOR, BatchCreate(provider="anthropic", provider_batch_id="msgbatch_nope"))
+    # the deployment's provider key is shared: another organization may not track this batch
+    with pytest.raises(errors.NotFound):
+        batches.create_batch(Actor("org-other", "u"), BatchCreate(provider="anthropic", provider_batch_id=remote))
+    assert batches.list_batches(Actor("org-other", "u")) == []
 
 
 def test_a_provider_without_a_key_is_422(table, monkeypatch):
@@ -257,3 +261,64 @@ def test_a_large_result_is_stored_truncated_with_a_flag(fake):
     assert len(items["big"]["result"].encode()) <= batches.MAX_RESULT_BYTES
     assert items["small"]["truncated"] is False and isinstance(items["small"]["result"], dict)
     assert storage.get_job(ACTOR.organization_id, batch["id"]).status == "completed"
+
+
+def test_a_cancel_requested_while_the_run_polls_wins_over_completed(fake):
+    """The polled copy of the job is older than the cancel: the batch still ends cancelled."""
+    batch = submit("anthropic", "succeeded")
+    run(), run()
+    stale = storage.get_job(ACTOR.organization_id, batch["id"])  # what the polling index gave the run
+    batches.cancel_batch(ACTOR, batch["id"])  # lands while the run is polling
+    assert batches.poll(stale) == "cancelled"
+    assert read(batch)["status"] == "cancelled"
+
+
+def test_a_malformed_provider_answer_is_a_poll_error(fake, monkeypatch):
+    from jobsvc.providers.anthropic import AnthropicProvider
+
+    batch = submit("anthropic", "succeeded")
+    monkeypatch.setattr(AnthropicProvider, "retrieve", lambda self, batch_id: self._batch({"id": 1, "processing_status": "in_progress", "request_counts": "many"}))
+    assert run().poll_errors == 1
+    assert "request_counts" in read(batch)["last_poll_error"] and read(batch)["status"] == "running"
+
+
+def test_a_results_redirect_to_another_host_does_not_get_the_key(fake):
+    """Results served from elsewhere (a CDN) are fetched without the provider key."""
+    import http.server
+    import threading
+
+    from jobsvc.providers import base
+
+    seen = {}
+
+    class Elsewhere(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802
+            seen["key"] = self.headers.get("x-api-key")
+            body = b'{"custom_id": "a", "result": {"type": "expired"}}\n'
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *a):
+            pass
+
+    class Redirect(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802
+            seen["first"] = self.headers.get("x-api-key")
+            self.send_response(302)
+            self.send_header("Location", f"http://127.0.0.1:{cdn.server_address[1]}/results")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *a):
+            pass
+
+    cdn = http.server.HTTPServer(("127.0.0.1", 0), Elsewhere)
+    origin = http.server.HTTPServer(("127.0.0.1", 0), Redirect)
+    for server in (cdn, origin):
+        threading.Thread(target=server.handle_request, daemon=True).start()
+    session = base.new_session({"x-api-key": "secret-key"})
+    response = base.stream(session, f"http://localhost:{origin.server_address[1]}/results", timeout=5)
+    assert [line["custom_id"] for line in base.json_lines(response, "test")] == ["a"]
+    assert seen == {"first": "secret-key", "key": None}

@@ -87,10 +87,10 @@ def test_overlapping_runs_poll_each_batch_once(table, monkeypatch):
     entered, release = threading.Event(), threading.Event()
     real_poll = batches.poll
 
-    def slow_poll(item):
+    def slow_poll(item, adapter=None):
         entered.set()
         release.wait(10)
-        return real_poll(item)
+        return real_poll(item, adapter)
 
     monkeypatch.setattr(batches, "poll", slow_poll)
     reports = {}

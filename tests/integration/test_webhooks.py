@@ -225,3 +225,42 @@ def test_receiver_failures_are_failed_attempts(webhook_env, action, code, error)
 def test_a_receiver_that_is_down_is_a_failed_attempt():
     outcome = sender.post("http://127.0.0.1:9/hook", "{}", {}, timeout=1, allow_private=True)
     assert not outcome.succeeded and outcome.status_code is None and outcome.error.startswith("connection failed")
+
+
+def test_a_retry_that_arrives_before_its_attempt_is_recorded_is_not_lost(webhook_env):
+    """Attempt 1 queued its retry, but its own record ("waiting") landed after the retry came:
+    the retry defers to a check, and the check makes attempt 2."""
+    job = finished_job(webhook_env.receiver.url())
+    task = webhooks.task_for(job)
+    now = int(time.time())
+    storage.claim_delivery(task.organization_id, task.job_id, task.delivery_id, task.webhook_id, 0, now, now + 2)
+    assert webhooks.deliver(task.next(seen=1)) == webhooks.DEFERRED  # attempt 1 still "sending"
+    # attempt 1's record lands: the delivery now waits for attempt 2 (whose message was used up)
+    storage.DeliveryItem(storage.job_children_pk(task.job_id), f"DLV#{task.delivery_id}").update(
+        actions=[storage.DeliveryItem.state.set("waiting")]
+    )
+    (check,) = queued(webhook_env, "WebhookQueue", wait=8)
+    assert webhooks.deliver(webhooks.Task(**check)) == webhooks.DELIVERED
+    (attempt,) = webhooks.list_attempts(ACTOR, job["id"])
+    assert attempt["attempt"] == 2 and attempt["succeeded"]
+
+
+def test_a_queued_retry_rebuilds_a_large_event_from_the_job(webhook_env):
+    """Queued tasks carry no event body (SQS takes 256 KB; metadata may be bigger)."""
+    webhook_env.receiver.behaviour = lambda path, n: 500 if n == 1 else 200
+    job, _ = jobs.create_job(ACTOR, JobCreate(status="running", callback_url=webhook_env.receiver.url()))
+    for i in range(5):
+        jobs.update_job(ACTOR, job["id"], JobUpdate(metadata={f"k{i}": "x" * 60_000}))
+    job = jobs.update_job(ACTOR, job["id"], JobUpdate(status="completed"))
+    assert webhooks.deliver(webhooks.task_for(job)) == webhooks.RETRYING
+    (message,) = queued(webhook_env, "WebhookQueue")
+    assert message["payload"] is None
+    assert webhooks.deliver(webhooks.Task(**message)) == webhooks.DELIVERED
+    first, second = webhook_env.receiver.requests
+    assert first.body == second.body and len(second.json()["metadata"]) == 5
+
+
+def test_a_host_that_cannot_be_encoded_is_refused_not_a_crash():
+    long_label = "https://" + "a" * 64 + ".example.com/hook"
+    outcome = sender.post(long_label, "{}", {}, timeout=1, allow_private=False)
+    assert outcome.final and outcome.error.startswith("refused")

@@ -25,6 +25,7 @@ REFUSED = [
     "https://intranet/hook",  # single-label name
     "https://example.com:99999/hook",  # bad port
     "https:///hook",
+    "https://" + "a" * 64 + ".example.com/hook",  # a label IDNA refuses
 ]
 
 

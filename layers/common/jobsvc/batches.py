@@ -11,15 +11,16 @@ from __future__ import annotations
 import json
 from dataclasses import replace
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import errors, ids, providers, states, storage
 from .auth import Actor
 from .config import settings
-from .jobs import BATCH, JOB, NEVER, _check_metadata, list_jobs, parse_job_id, to_public, update_running_batch
+from .jobs import BATCH, JOB, NEVER, check_metadata, list_jobs, parse_job_id, to_public, update_running_batch
 from .providers import ProviderBatch, ProviderError, ProviderNotConfigured
 from .providers.base import COUNT_NAMES, ITEM_STATUS
-from .schemas import BatchCreate
+if TYPE_CHECKING:
+    from .schemas import BatchCreate
 from .storage import JobItem
 from .timeutil import epoch, iso, now
 from .urls import check_callback_url
@@ -60,7 +61,7 @@ def _adapter(name: str) -> providers.Provider:
 def create_batch(actor: Actor, body: BatchCreate) -> dict[str, Any]:
     """Submit (or register) a provider batch; nothing is stored unless the provider accepted it."""
     cfg = settings()
-    _check_metadata(body.metadata)
+    check_metadata(body.metadata)
     if body.callback_url is not None:
         check_callback_url(body.callback_url, cfg.allow_private_callbacks)
     if (body.requests is None) == (body.provider_batch_id is None):
@@ -97,7 +98,8 @@ def create_batch(actor: Actor, body: BatchCreate) -> dict[str, Any]:
         poll_pk=storage.poll_pk(job_id), hb_pk=storage.heartbeat_pk(job_id), hb_due=epoch() + NEVER,
         **storage.index_keys(org, job_id, states.RUNNING, BATCH, body.metadata.get("source_id")),
     )
-    storage.put_job(item)
+    if not storage.put_batch_job(item):
+        raise errors.NotFound(f"no {body.provider} batch {remote.id}")
     return to_batch(item)
 
 
@@ -192,12 +194,28 @@ def _poll_actions(moment: str, counts: dict | None = None, error: str | None = N
     return actions
 
 
-def poll(item: JobItem, chunk: int = 100) -> str:
+#: a provider answer we cannot read is a failed poll like a timeout, not a crash of the run
+MALFORMED = (TypeError, ValueError, KeyError, AttributeError)
+#: stop polling a batch the provider keeps refusing once the job itself has expired
+STOP_REASONS = {states.CANCELLED: "cancelled", states.EXPIRED: "provider_expired", states.COMPLETED: "provider_ended"}
+
+
+def adapter_for(name: str) -> providers.Provider | ProviderNotConfigured:
+    """The adapter for a provider, or why there is none (built once per scheduler run)."""
+    try:
+        return providers.get(name)
+    except ProviderNotConfigured as exc:
+        return exc
+
+
+def poll(item: JobItem, adapter: providers.Provider | ProviderNotConfigured | None = None, chunk: int = 100) -> str:
     """Poll one running batch; returns "running", the terminal status it entered, or "error"."""
     org = item.organization_id
     moment = iso(now())
+    adapter = adapter if adapter is not None else adapter_for(item.provider)  # type: ignore[arg-type]
     try:
-        adapter = providers.get(item.provider)  # type: ignore[arg-type]
+        if isinstance(adapter, ProviderNotConfigured):
+            raise adapter
         remote = adapter.retrieve(item.provider_batch_id)  # type: ignore[arg-type]
         if remote.state == providers.PROCESSING:
             update_running_batch(org, item.id, _poll_actions(moment, remote.counts, None, remote.state_data))
@@ -208,19 +226,39 @@ def poll(item: JobItem, chunk: int = 100) -> str:
             tally[COUNT_OF[result.status]] = tally.get(COUNT_OF[result.status], 0) + 1
             pending.append(_result_item(item.id, result))
             if len(pending) >= chunk:
-                storage.put_batch_results(item.id, pending)
+                storage.put_batch_results(pending)
                 pending = []
         if pending:
-            storage.put_batch_results(item.id, pending)
-    except (ProviderError, ProviderNotConfigured) as exc:
-        message = exc.message if isinstance(exc, ProviderError) else str(exc)
+            storage.put_batch_results(pending)
+    except (ProviderError, ProviderNotConfigured, *MALFORMED) as exc:
+        if isinstance(exc, ProviderError):
+            message = exc.message
+        elif isinstance(exc, ProviderNotConfigured):
+            message = str(exc)
+        else:
+            message = f"{item.provider}: a malformed answer ({exc.__class__.__name__}: {exc})"
+        if item.expires_at < moment:  # a month of failed polls: give up
+            actions = _poll_actions(moment, error=message[:1000]) + [JobItem.stop_reason.set("provider_unreachable")]
+            return states.FAILED if update_running_batch(org, item.id, actions, target=states.FAILED) else "error"
         # the last good state (counts) is kept; the next run tries again
         update_running_batch(org, item.id, _poll_actions(moment, error=message[:1000]))
         return "error"
     remote = replace(remote, counts=final_counts(remote, tally))
+    return _finish(item, remote, moment)
+
+
+def _finish(item: JobItem, remote: ProviderBatch, moment: str) -> str:
+    """The batch's terminal transition. A cancel requested meanwhile (the polled copy of the
+    job can be older than it) wins: the write requires that none was, and is redone if one was."""
     target = terminal_status(item, remote)
-    stop_reason = {states.CANCELLED: "cancelled", states.FAILED: remote.error or "provider_failed",
-                   states.EXPIRED: "provider_expired"}.get(target, "provider_ended")
-    actions = _poll_actions(moment, remote.counts, None, remote.state_data) + [JobItem.stop_reason.set(stop_reason[:64])]
-    applied = update_running_batch(org, item.id, actions, target=target)
-    return target if applied else states.RUNNING
+    actions = _poll_actions(moment, remote.counts, None, remote.state_data)
+    stop_reason = remote.error or "provider_failed" if target == states.FAILED else STOP_REASONS[target]
+    unless_cancelled = None if target == states.CANCELLED else (JobItem.cancel_requested != True)  # noqa: E712
+    org = item.organization_id
+    if update_running_batch(org, item.id, actions + [JobItem.stop_reason.set(stop_reason[:64])], target, unless_cancelled):
+        return target
+    current = storage.get_job(org, item.id)
+    if current is not None and current.status == states.RUNNING and current.cancel_requested:
+        if update_running_batch(org, item.id, actions + [JobItem.stop_reason.set("cancelled")], states.CANCELLED):
+            return states.CANCELLED
+    return states.RUNNING

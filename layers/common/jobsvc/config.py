@@ -77,7 +77,7 @@ class Settings:
             openai_base_url=(env.get("OPENAI_BASE_URL") or "https://api.openai.com").rstrip("/"),
             openai_api_key=env.get("OPENAI_API_KEY") or None,
             openai_api_key_parameter=env.get("OPENAI_API_KEY_PARAMETER") or None,
-            provider_timeout_seconds=float(env.get("PROVIDER_TIMEOUT_SECONDS", 20)),
+            provider_timeout_seconds=float(env.get("PROVIDER_TIMEOUT_SECONDS", 8)),
             batch_max_body_bytes=int(env.get("BATCH_MAX_BODY_BYTES", 5 * 1024 * 1024)),
             batch_max_requests=int(env.get("BATCH_MAX_REQUESTS", 10000)),
             simulated_polls_to_finish=int(env.get("SIMULATED_POLLS_TO_FINISH", 2)),

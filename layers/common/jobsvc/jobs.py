@@ -8,7 +8,7 @@ from __future__ import annotations
 import hashlib
 import json
 from datetime import timedelta
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from pynamodb.expressions.condition import Condition
 from pynamodb.expressions.update import Action
@@ -16,7 +16,8 @@ from pynamodb.expressions.update import Action
 from . import errors, ids, states, storage
 from .auth import Actor
 from .config import settings
-from .schemas import JobCreate, JobUpdate, MessageCreate
+if TYPE_CHECKING:  # pydantic stays out of the functions that do not parse requests
+    from .schemas import JobCreate, JobUpdate, MessageCreate
 from .storage import JobItem
 from .timeutil import epoch, iso, now
 from .urls import check_callback_url
@@ -27,6 +28,8 @@ BATCH = "batch"
 #: heartbeat deadline of a running job without a heartbeat timeout (never due).
 NEVER = 10**11
 MAX_METADATA_KEYS_PER_UPDATE = 100
+#: metadata.source_id is part of an index key (DynamoDB: 2048 bytes at most)
+MAX_SOURCE_ID_BYTES = 1024
 
 PUBLIC_FIELDS = (
     "id", "status", "job_type", "created_at", "last_updated_at", "completed_at", "user_id",
@@ -48,12 +51,15 @@ def _canonical_json(value: Any) -> str:
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
-def _check_metadata(metadata: dict[str, Any], what: str = "metadata") -> None:
+def check_metadata(metadata: dict[str, Any], what: str = "metadata") -> None:
     size = len(_canonical_json(metadata).encode())
     limit = settings().max_metadata_bytes
     if size > limit:
         raise errors.InvalidInput(f"{what} is {size} bytes serialised; at most {limit} are allowed")
     storage.check_dynamodb_json(metadata, what)
+    source = metadata.get("source_id")
+    if isinstance(source, str) and len(source.encode()) > MAX_SOURCE_ID_BYTES:
+        raise errors.InvalidInput(f"metadata.source_id is at most {MAX_SOURCE_ID_BYTES} bytes (it is indexed)")
 
 
 def parse_job_id(job_id: str) -> str:
@@ -69,12 +75,12 @@ def parse_job_id(job_id: str) -> str:
 def create_job(actor: Actor, body: JobCreate, idempotency_key: str | None = None) -> tuple[dict, bool]:
     """Create a job; returns (job, replayed). One request, with or without an idempotency key."""
     cfg = settings()
-    _check_metadata(body.metadata)
+    check_metadata(body.metadata)
     if body.callback_url is not None:
         check_callback_url(body.callback_url, cfg.allow_private_callbacks)
     if idempotency_key is not None:
-        if not (1 <= len(idempotency_key) <= 255) or not idempotency_key.isprintable():
-            raise errors.InvalidInput("Idempotency-Key must be 1 to 255 printable characters")
+        if not (1 <= len(idempotency_key.encode()) <= 255) or not idempotency_key.isprintable():
+            raise errors.InvalidInput("Idempotency-Key must be 1 to 255 bytes of printable characters")
 
     moment = now()
     job_id = ids.new_id(JOB)
@@ -164,6 +170,8 @@ def list_jobs(
     source_id: str | None = None,
     shape: Callable[[JobItem], dict] = to_public,
 ) -> list[dict]:
+    if source_id is not None and len(source_id.encode()) > MAX_SOURCE_ID_BYTES:
+        raise errors.InvalidInput(f"source_id is at most {MAX_SOURCE_ID_BYTES} bytes")
     bounds = id_bounds(JOB, after, before)
     if bounds is None:
         return []
@@ -244,7 +252,7 @@ def update_job(actor: Actor, job_id: str, body: JobUpdate) -> dict:
     if body.metadata:
         if len(body.metadata) > MAX_METADATA_KEYS_PER_UPDATE:
             raise errors.InvalidInput(f"an update may change at most {MAX_METADATA_KEYS_PER_UPDATE} metadata keys")
-        _check_metadata(body.metadata)
+        check_metadata(body.metadata)
         if "source_id" in body.metadata:
             source = body.metadata["source_id"]
             if isinstance(source, str) and source:
@@ -293,12 +301,14 @@ def fail_if_heartbeat_missed(org: str, job_id: str, now_epoch: int) -> bool:
     return _apply(org, job_id, states.FAILED, [JobItem.stop_reason.set("heartbeat_timeout")], condition).applied
 
 
-def update_running_batch(org: str, job_id: str, actions: list[Action], target: str | None = None) -> bool:
+def update_running_batch(
+    org: str, job_id: str, actions: list[Action], target: str | None = None, condition: Condition | None = None
+) -> bool:
     """The poller's write on a running batch job: its counts and poll state, and its end if ``target``."""
     if target is not None and states.RUNNING not in states.sources_of(target, states.BATCH_TRANSITIONS):
         raise ValueError(f"a batch cannot move from running to {target}")
-    condition = (JobItem.status == states.RUNNING) & (JobItem.job_type == BATCH)
-    return _apply(org, job_id, target, actions, condition).applied
+    running = (JobItem.status == states.RUNNING) & (JobItem.job_type == BATCH)
+    return _apply(org, job_id, target, actions, running if condition is None else running & condition).applied
 
 
 # ---- messages ----------------------------------------------------------------------

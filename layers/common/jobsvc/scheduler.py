@@ -18,6 +18,8 @@ from .config import settings
 from .timeutil import epoch, iso, now
 
 LEASE = "scheduler"
+#: at most this many timeouts per run, so that a backlog never starves the batch poller
+MAX_SWEEP = 2000
 log = logging.getLogger(__name__)
 
 
@@ -58,31 +60,35 @@ def run(remaining_ms: Callable[[], int], run_id: str) -> RunReport:
 def sweep(report: RunReport, time_left: Callable[[], bool]) -> None:
     """Expire created/pending jobs past expires_at; fail running jobs whose heartbeat stopped."""
     now_iso, now_epoch = iso(now()), epoch()
+    done = 0
     for org, job_id in storage.due_expiries(now_iso):
-        if not time_left():
-            report.left_for_next_run += 1
-            continue
+        if done >= MAX_SWEEP or not time_left():
+            break  # the rest is still due at the next run
         report.expired += jobs.expire_if_due(org, job_id, now_iso)
+        done += 1
     for org, job_id in storage.due_heartbeats(now_epoch):
-        if not time_left():
-            report.left_for_next_run += 1
-            continue
+        if done >= MAX_SWEEP or not time_left():
+            break
         report.heartbeat_failed += jobs.fail_if_heartbeat_missed(org, job_id, now_epoch)
+        done += 1
 
 
 def poll_batches(report: RunReport, time_left: Callable[[], bool], concurrency: int) -> None:
     """Poll every running batch, ``concurrency`` at a time; one bad batch never stops the others."""
 
+    running = storage.running_batches()
+    # one adapter (and HTTP session, and key lookup) per provider, shared by the pool
+    adapters = {name: batches.adapter_for(name) for name in {item.provider for item in running}}
+
     def one(item: storage.JobItem) -> str:
         if not time_left():
             return "left"
         try:
-            return batches.poll(item)
+            return batches.poll(item, adapters[item.provider])
         except Exception:  # a fault of ours or of DynamoDB: log it, the next run retries
             log.exception("polling batch %s failed", item.id)
             return "error"
 
-    running = storage.running_batches()
     with ThreadPoolExecutor(max_workers=max(1, concurrency)) as pool:
         outcomes = list(pool.map(one, running))
     for outcome in outcomes:

@@ -107,6 +107,8 @@ def post(url: str, body: str, headers: dict[str, str], timeout: float, allow_pri
     finally:
         session.close()
     code = response.status_code
+    if took() > timeout * 1000:  # connect and read each had the timeout: the whole answer must too
+        return Outcome(code, f"answered after {took() / 1000:.1f} s (more than {timeout:g} s)", took(), False)
     if 200 <= code < 300:
         return Outcome(code, None, took(), True)
     if 300 <= code < 400:

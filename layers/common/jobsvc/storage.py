@@ -23,7 +23,7 @@ import math
 import re
 import zlib
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Iterator
 
 from pynamodb.attributes import BooleanAttribute, MapAttribute, NumberAttribute, UnicodeAttribute
 from pynamodb.connection import Connection
@@ -40,9 +40,6 @@ from .config import settings
 
 _CFG = settings()
 SWEEP_SHARDS = 8
-#: largest and smallest job ids, the default bounds of a list.
-MIN_JOB_ID = "job-00000000-0000-0000-0000-000000000000"
-MAX_JOB_ID = "job-ffffffff-ffff-ffff-ffff-ffffffffffff"
 
 
 class _Meta:
@@ -285,7 +282,8 @@ def check_dynamodb_json(value: Any, what: str, depth: int = 0) -> None:
 
 def get_job(org: str, job_id: str) -> JobItem | None:
     try:
-        return JobItem.get(org_pk(org), job_sk(job_id))
+        # strongly consistent: a job read right after its create, update or delete sees it
+        return JobItem.get(org_pk(org), job_sk(job_id), consistent_read=True)
     except JobItem.DoesNotExist:
         return None
 
@@ -296,7 +294,12 @@ def put_job(job: JobItem, idempotency: IdempotencyItem | None = None, now_epoch:
     Returns None on success, or the live idempotency record that already holds the key.
     """
     if idempotency is None:
-        job.save(condition=JobItem.pk.does_not_exist())
+        try:
+            job.save(condition=JobItem.pk.does_not_exist())
+        except PutError as exc:
+            response = getattr(getattr(exc, "cause", None), "response", None) or {}
+            _raise_input_error(response.get("Error", {}).get("Code"), response)
+            raise
         return None
     try:
         with TransactWrite(connection=_transactions) as tx:
@@ -390,9 +393,9 @@ def _merge_metadata(kwargs: dict[str, Any], patch: dict[str, Any]) -> None:
 def _raise_input_error(code: str | None, response: dict) -> None:
     if code == "ValidationException":
         message = response.get("Error", {}).get("Message", "")
-        if "size" in message.lower():
+        if "item size" in message.lower():
             raise errors.BodyTooLarge("the job would exceed the maximum item size (400 KB)")
-        raise errors.InvalidInput(f"the update cannot be stored: {message}")
+        raise errors.InvalidInput(f"the job cannot be stored: {message}")
 
 
 def delete_job(org: str, job_id: str) -> JobItem | None:
@@ -652,18 +655,20 @@ def claim_delivery(
     ``seen`` is the number of attempts the caller knows were made: 0 for a new
     event, k for the retry queued after attempt k. A plain claim succeeds for a
     new delivery (seen 0, no item yet) or for the retry the item waits for; a
-    ``takeover`` claim succeeds only if attempt ``seen`` is still "sending" and
+    ``takeover`` claim also succeeds if attempt ``seen`` is still "sending" and
     its holder's lease has run out (it crashed). Any other claim is a duplicate
     (a stream record delivered twice, an SQS message received twice) and is
     refused, so an event is never sent by two holders at once. A refused claim
     returns the delivery as it is.
     """
+    waiting = (DeliveryItem.state == "waiting") & (DeliveryItem.attempts == seen)
     if takeover:
-        condition = (DeliveryItem.state == "sending") & (DeliveryItem.attempts == seen) & (DeliveryItem.lease_until < now_epoch)
+        abandoned = (DeliveryItem.state == "sending") & (DeliveryItem.attempts == seen) & (DeliveryItem.lease_until < now_epoch)
+        condition = abandoned | waiting
     elif seen == 0:
         condition = DeliveryItem.pk.does_not_exist()
     else:
-        condition = (DeliveryItem.state == "waiting") & (DeliveryItem.attempts == seen)
+        condition = waiting
     item = DeliveryItem(job_children_pk(job_id), f"DLV#{delivery_id}")
     try:
         with TransactWrite(connection=_transactions) as tx:
@@ -765,7 +770,36 @@ class SimulatedBatchItem(Model):
     created_at = UnicodeAttribute()
 
 
-MODELS += (BatchResultItem, LeaseItem, SimulatedBatchItem)
+class BatchOwnerItem(Model):
+    """Which organization tracks a provider batch: the deployment's provider key is shared,
+    so one organization may not register another's batch id and read its results."""
+
+    Meta = type("Meta", (_Meta,), {})
+
+    pk = UnicodeAttribute(hash_key=True)  # PROVBATCH#<provider>#<provider batch id>
+    sk = UnicodeAttribute(range_key=True)  # OWNER
+    organization_id = UnicodeAttribute()
+
+
+MODELS += (BatchResultItem, LeaseItem, SimulatedBatchItem, BatchOwnerItem)
+
+
+def put_batch_job(job: JobItem) -> bool:
+    """Store a new batch job and claim its provider batch for the job's organization (one
+    TransactWriteItems). False if another organization already tracks that provider batch."""
+    owner = BatchOwnerItem(
+        f"PROVBATCH#{job.provider}#{job.provider_batch_id}", "OWNER", organization_id=job.organization_id
+    )
+    try:
+        with TransactWrite(connection=_transactions) as tx:
+            tx.save(job, condition=JobItem.pk.does_not_exist())
+            tx.save(owner, condition=BatchOwnerItem.pk.does_not_exist() | (BatchOwnerItem.organization_id == job.organization_id))
+    except TransactWriteError as exc:
+        reasons = exc.cancellation_reasons
+        if len(reasons) > 1 and reasons[1] is not None and reasons[1].code == "ConditionalCheckFailed":
+            return False
+        raise
+    return True
 
 
 def running_batches() -> list[JobItem]:
@@ -776,25 +810,21 @@ def running_batches() -> list[JobItem]:
     return found
 
 
-def due_expiries(now_iso: str) -> list[tuple[str, str]]:
-    """(organization, job id) of created/pending jobs past ``expires_at``."""
-    due = []
+def due_expiries(now_iso: str) -> Iterator[tuple[str, str]]:
+    """(organization, job id) of created/pending jobs past ``expires_at``, read as needed."""
     for shard in range(SWEEP_SHARDS):
         for item in JobItem.expiry.query(f"EXP#{shard}", JobItem.expires_at < now_iso):
-            due.append((item.pk.removeprefix("ORG#"), item.sk.removeprefix("JOB#")))
-    return due
+            yield item.pk.removeprefix("ORG#"), item.sk.removeprefix("JOB#")
 
 
-def due_heartbeats(now_epoch: int) -> list[tuple[str, str]]:
-    """(organization, job id) of running jobs whose heartbeat deadline has passed."""
-    due = []
+def due_heartbeats(now_epoch: int) -> Iterator[tuple[str, str]]:
+    """(organization, job id) of running jobs whose heartbeat deadline has passed, read as needed."""
     for shard in range(SWEEP_SHARDS):
         for item in JobItem.heartbeat.query(f"HB#{shard}", JobItem.hb_due < now_epoch):
-            due.append((item.pk.removeprefix("ORG#"), item.sk.removeprefix("JOB#")))
-    return due
+            yield item.pk.removeprefix("ORG#"), item.sk.removeprefix("JOB#")
 
 
-def put_batch_results(job_id: str, results: list[BatchResultItem]) -> None:
+def put_batch_results(results: list[BatchResultItem]) -> None:
     """Store results (BatchWriteItem, 25 a request; overwriting makes a repeat harmless)."""
     with BatchResultItem.batch_write() as batch:
         for item in results:

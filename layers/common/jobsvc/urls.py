@@ -38,6 +38,10 @@ def check_callback_url(url: str, allow_private: bool, resolve: bool = False) -> 
         raise InvalidInput("callback_url must not carry user info")
     if any(c.isspace() for c in url):
         raise InvalidInput("callback_url must not contain whitespace")
+    try:
+        host.encode("idna")
+    except UnicodeError:
+        raise InvalidInput("callback_url host is not a valid host name") from None
     if allow_private:
         return url
     if host.lower().rstrip(".") in _INTERNAL_NAMES or host.lower().endswith(".localhost"):
@@ -53,7 +57,7 @@ def check_callback_url(url: str, allow_private: bool, resolve: bool = False) -> 
     if resolve and literal is None:
         try:
             infos = socket.getaddrinfo(host, port or 443, proto=socket.IPPROTO_TCP)
-        except OSError:
+        except (OSError, UnicodeError, ValueError):
             raise InvalidInput(f"callback_url host {host} does not resolve") from None
         if any(is_internal_address(info[4][0].split("%")[0]) for info in infos):
             raise InvalidInput("callback_url resolves to an internal address")

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import json
 import random
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any, Callable
 
 from . import errors, ids, queues, signing, states, storage
@@ -62,19 +62,22 @@ class Task:
     webhook_id: str
     delivery_id: str
     callback_url: str
-    payload: dict[str, Any]
+    #: the event; None in queued tasks (an SQS message holds 256 KB, a job's metadata
+    #: may be larger), which rebuild it from the job: a terminal job's event never changes
+    payload: dict[str, Any] | None = None
     seen: int = 0  # attempts known to have been made
-    takeover: bool = False  # claim attempt `seen` from a holder whose lease ran out
+    takeover: bool = False  # claim attempt `seen + 1` if attempt `seen` was abandoned
 
     def message(self) -> dict[str, Any]:
-        return asdict(self)
+        return {**asdict(self), "payload": None}
 
     @classmethod
     def from_message(cls, body: str) -> "Task":
         data = json.loads(body)
         if not isinstance(data, dict):
             raise ValueError("a webhook task is a JSON object")
-        return cls(**data)
+        # a dead letter carries more members (attempts, last_error): it can be redriven as is
+        return cls(**{name: data[name] for name in cls.__dataclass_fields__ if name in data})
 
     def next(self, seen: int, takeover: bool = False) -> "Task":
         return Task(**{**asdict(self), "seen": seen, "takeover": takeover})
@@ -115,9 +118,14 @@ def backoff_seconds(failed_attempt: int, rand: Callable[[], float] = random.rand
     return max(1, min(round(cfg.webhook_backoff_cap_seconds), round(base * (0.75 + 0.5 * rand()))))
 
 
+def _secret(org: str) -> storage.WebhookSecretItem:
+    """The organization's secret item, made on first use."""
+    return storage.get_webhook_secret(org) or storage.create_webhook_secret(org, signing.generate_secret())
+
+
 def signing_secrets(org: str) -> list[str]:
     """The secrets that sign a delivery now: the current one, and the previous one for 24 h."""
-    item = storage.get_webhook_secret(org) or storage.create_webhook_secret(org, signing.generate_secret())
+    item = _secret(org)
     secrets = [item.secret]
     if item.previous_secret and item.previous_valid_until and item.previous_valid_until > epoch():
         secrets.append(item.previous_secret)
@@ -129,6 +137,11 @@ def deliver(task: Task) -> str:
     from . import sender  # requests: only the callbacks function sends, the API only queues
 
     cfg = settings()
+    if task.payload is None:
+        item = storage.get_job(task.organization_id, task.job_id)
+        if item is None:
+            return JOB_DELETED
+        task = replace(task, payload=event_payload(to_public(item)))
     moment = epoch()
     claim = storage.claim_delivery(
         task.organization_id, task.job_id, task.delivery_id, task.webhook_id, task.seen,
@@ -138,6 +151,7 @@ def deliver(task: Task) -> str:
         return _refused_claim(task, claim, moment)
 
     attempt = claim.attempt
+    assert task.payload is not None
     body = json.dumps(task.payload, separators=(",", ":"), ensure_ascii=False)
     timestamp = epoch()
     headers = {
@@ -194,7 +208,8 @@ def _refused_claim(task: Task, claim: storage.Claim, moment: int) -> str:
         return DUPLICATE  # already delivered, given up, or another attempt owns the next step
     if current.lease_until < moment and not task.takeover:
         return deliver(task.next(seen=int(current.attempts), takeover=True))
-    # someone is sending right now, or crashed doing so: look again when the lease has run out
+    # someone is sending right now, or crashed doing so: look again when the lease has run
+    # out (the check also takes the next attempt if the holder only failed to queue it)
     delay = int(current.lease_until) - moment + 1
     queues.send(settings().webhook_queue_url, task.next(seen=int(current.attempts), takeover=True).message(), delay)
     return DEFERRED
@@ -235,14 +250,11 @@ def request_redelivery(actor: Actor, job_id: str) -> dict[str, str]:
 
 
 def get_secret(actor: Actor) -> dict[str, str]:
-    org = actor.organization_id
-    item = storage.get_webhook_secret(org) or storage.create_webhook_secret(org, signing.generate_secret())
-    return {"secret": item.secret}
+    return {"secret": _secret(actor.organization_id).secret}
 
 
 def rotate_secret(actor: Actor) -> dict[str, str]:
     org = actor.organization_id
-    if storage.get_webhook_secret(org) is None:
-        storage.create_webhook_secret(org, signing.generate_secret())
+    _secret(org)  # a first rotation still keeps a (new) previous secret for 24 h
     item = storage.rotate_webhook_secret(org, signing.generate_secret(), epoch() + 24 * 3600, iso(now()))
     return {"secret": item.secret}

@@ -3,11 +3,9 @@ from __future__ import annotations
 
 from typing import Any, Iterator
 
-import requests
-
 from ..config import settings
 from . import keys
-from .base import ENDED, ITEM_STATUS, PROCESSING, ProviderBatch, ProviderError, Result, call, counts, json_lines, stream
+from .base import ENDED, ITEM_STATUS, PROCESSING, ProviderBatch, ProviderError, Result, call, counts, json_lines, new_session, stream
 
 VERSION = "2023-06-01"
 PROCESSING_STATES = {"in_progress", "canceling"}
@@ -19,9 +17,7 @@ class AnthropicProvider:
     def __init__(self, base_url: str, api_key: str, timeout: float) -> None:
         self.base = f"{base_url}/v1/messages/batches"
         self.timeout = timeout
-        self.session = requests.Session()
-        self.session.trust_env = False
-        self.session.headers.update({"x-api-key": api_key, "anthropic-version": VERSION, "content-type": "application/json"})
+        self.session = new_session({"x-api-key": api_key, "anthropic-version": VERSION, "content-type": "application/json"})
 
     @classmethod
     def from_settings(cls) -> "AnthropicProvider":
@@ -32,9 +28,9 @@ class AnthropicProvider:
     def _batch(self, data: dict[str, Any]) -> ProviderBatch:
         try:
             status = data["processing_status"]
-            raw_counts = data["request_counts"]
-            batch_id = data["id"]
-        except (KeyError, TypeError):
+            batch_counts = counts(**data["request_counts"])
+            batch_id = str(data["id"])
+        except (KeyError, TypeError, ValueError, AttributeError):
             raise ProviderError("anthropic: a message batch without id, processing_status or request_counts") from None
         if status in PROCESSING_STATES:
             state = PROCESSING
@@ -43,7 +39,7 @@ class AnthropicProvider:
         else:
             raise ProviderError(f"anthropic: unknown processing_status {status!r}")
         return ProviderBatch(
-            id=batch_id, state=state, counts=counts(**raw_counts), raw_status=status,
+            id=batch_id, state=state, counts=batch_counts, raw_status=status,
             state_data={"results_url": data.get("results_url")} if data.get("results_url") else {},
         )
 
@@ -63,8 +59,8 @@ class AnthropicProvider:
         response = stream(self.session, url, self.timeout)
         with response:
             for line in json_lines(response, "anthropic results"):
-                result = line.get("result") or {}
-                outcome = result.get("type")
+                result = line.get("result")
+                outcome = result.get("type") if isinstance(result, dict) else None
                 if outcome not in ITEM_STATUS:
                     raise ProviderError(f"anthropic results: unknown result type {outcome!r} for {line['custom_id']}")
                 payload = result.get("message") if outcome == "succeeded" else result.get("error")

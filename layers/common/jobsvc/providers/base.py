@@ -61,12 +61,30 @@ class Provider(Protocol):
     def results(self, batch: ProviderBatch) -> Iterator[Result]: ...
 
 
+def new_session(headers: dict[str, str]) -> Any:
+    """A session for one provider, shared by the poller's threads (one pool connection each)."""
+    import requests
+    from requests.adapters import HTTPAdapter
+
+    session = requests.Session()
+    session.trust_env = False
+    session.headers.update(headers)
+    adapter = HTTPAdapter(pool_connections=4, pool_maxsize=64, max_retries=0)
+    session.mount("https://", adapter)
+    session.mount("http://", adapter)
+    return session
+
+
+def _timeouts(timeout: float) -> tuple[float, float]:
+    return (min(3.05, timeout), timeout)  # (connect, read)
+
+
 def call(session: Any, method: str, url: str, timeout: float, **kwargs: Any) -> Any:
     """One HTTP request to a provider; the parsed JSON answer, or ProviderError/ProviderRefused."""
     import requests
 
     try:
-        response = session.request(method, url, timeout=timeout, allow_redirects=False, **kwargs)
+        response = session.request(method, url, timeout=_timeouts(timeout), allow_redirects=False, **kwargs)
     except requests.Timeout:
         raise ProviderError(f"{method} {url}: timed out after {timeout:g} s") from None
     except requests.RequestException as exc:
@@ -108,14 +126,28 @@ def json_lines(response: Any, where: str) -> Iterator[dict[str, Any]]:
         yield value
 
 
-def stream(session: Any, url: str, timeout: float, **kwargs: Any) -> Any:
+def stream(session: Any, url: str, timeout: float) -> Any:
+    """GET a results body to read line by line. Redirects are followed by hand: the
+    provider's key goes only to the provider's own host, never to where it redirects."""
     import requests
+    from urllib.parse import urljoin, urlsplit
 
-    try:
-        response = session.get(url, timeout=timeout, stream=True, allow_redirects=True, **kwargs)
-    except requests.RequestException as exc:
-        raise ProviderError(f"GET {url}: {exc.__class__.__name__}: {str(exc)[:200]}") from None
+    target, get = url, session.get
+    for _ in range(4):
+        try:
+            response = get(target, timeout=_timeouts(timeout), stream=True, allow_redirects=False)
+        except requests.RequestException as exc:
+            raise ProviderError(f"GET {target}: {exc.__class__.__name__}: {str(exc)[:200]}") from None
+        if not response.is_redirect:
+            break
+        location = urljoin(target, response.headers.get("location", ""))
+        response.close()
+        if urlsplit(location).netloc != urlsplit(url).netloc:
+            get = requests.get  # no session: no key
+        target = location
+    else:
+        raise ProviderError(f"GET {url}: too many redirects")
     if response.status_code >= 400:
         response.close()
-        raise ProviderError(f"GET {url}: HTTP {response.status_code}")
+        raise ProviderError(f"GET {target}: HTTP {response.status_code}")
     return response

@@ -4,11 +4,9 @@ from __future__ import annotations
 import json
 from typing import Any, Iterator
 
-import requests
-
 from ..config import settings
 from . import keys
-from .base import ENDED, FAILED, PROCESSING, ProviderBatch, ProviderError, Result, call, counts, json_lines, stream
+from .base import ENDED, FAILED, PROCESSING, ProviderBatch, ProviderError, Result, call, counts, json_lines, new_session, stream
 
 ENDPOINT = "/v1/chat/completions"
 PROCESSING_STATES = {"validating", "in_progress", "finalizing", "cancelling"}
@@ -23,9 +21,7 @@ class OpenAIProvider:
     def __init__(self, base_url: str, api_key: str, timeout: float) -> None:
         self.base = base_url
         self.timeout = timeout
-        self.session = requests.Session()
-        self.session.trust_env = False
-        self.session.headers["Authorization"] = f"Bearer {api_key}"
+        self.session = new_session({"Authorization": f"Bearer {api_key}"})
 
     @classmethod
     def from_settings(cls) -> "OpenAIProvider":
@@ -52,11 +48,13 @@ class OpenAIProvider:
         else:
             raise ProviderError(f"openai: unknown batch status {status!r}")
         tally[leftover] = tally.get(leftover, 0) + rest
-        errors = (data.get("errors") or {}).get("data") or []
+        errors = data.get("errors")
+        errors = errors.get("data") if isinstance(errors, dict) else None
+        errors = errors if isinstance(errors, list) else []
         return ProviderBatch(
             id=batch_id, state=state, counts=counts(**tally), raw_status=status,
-            state_data={k: data[k] for k in ("output_file_id", "error_file_id") if data.get(k)},
-            error="; ".join(str(e.get("message", e)) for e in errors)[:500] or None,
+            state_data={k: str(data[k]) for k in ("output_file_id", "error_file_id") if data.get(k)},
+            error="; ".join(str(e.get("message", e) if isinstance(e, dict) else e) for e in errors)[:500] or None,
         )
 
     def submit(self, batch_requests: list[dict[str, Any]]) -> ProviderBatch:
@@ -95,7 +93,7 @@ class OpenAIProvider:
 
 def _result(line: dict[str, Any]) -> Result:
     error = line.get("error")
-    response = line.get("response") or {}
+    response = line.get("response") if isinstance(line.get("response"), dict) else {}
     code = response.get("status_code")
     if not error and isinstance(code, int) and 200 <= code < 300:
         return Result(line["custom_id"], "completed", response.get("body"))
