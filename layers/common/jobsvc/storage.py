@@ -310,17 +310,34 @@ def put_job(job: JobItem, idempotency: IdempotencyItem | None = None, now_epoch:
                 return_values="ALL_OLD",
             )
     except TransactWriteError as exc:
-        reasons = exc.cancellation_reasons
-        if len(reasons) > 1 and reasons[1] is not None and reasons[1].code == "ConditionalCheckFailed":
-            return IdempotencyItem.from_raw_data(reasons[1].raw_item) if reasons[1].raw_item else idempotency
-        if any(r is not None and r.code == "TransactionConflict" for r in reasons):
-            raise TransactionConflict() from exc
-        raise
+        held = _refused(exc, 1)
+        if held is not None:
+            return IdempotencyItem.from_raw_data(held.raw_item) if held.raw_item else idempotency
+        _reraise(exc)
     return None
 
 
-class TransactionConflict(Exception):
-    """DynamoDB refused a transaction because another one was writing the same item."""
+class TransactionConflict(errors.Conflict):
+    """DynamoDB refused a transaction because another one was writing the same item (409: retry)."""
+
+    def __init__(self, detail: str = "another request wrote the same item at the same moment; retry") -> None:
+        super().__init__(detail)
+
+
+def _refused(exc: TransactWriteError, index: int) -> Any:
+    """The cancellation reason of item ``index`` if its condition failed, else None."""
+    reasons = exc.cancellation_reasons
+    reason = reasons[index] if len(reasons) > index else None
+    return reason if reason is not None and reason.code == "ConditionalCheckFailed" else None
+
+
+def _reraise(exc: TransactWriteError) -> None:
+    """Raise what a transaction refused for another reason means: a conflict (409) or bad input."""
+    if any(r is not None and r.code == "TransactionConflict" for r in exc.cancellation_reasons):
+        raise TransactionConflict() from exc
+    response = getattr(getattr(exc, "cause", None), "response", None) or {}
+    _raise_input_error(response.get("Error", {}).get("Code"), response)
+    raise exc
 
 
 @dataclass
@@ -494,11 +511,9 @@ def put_message(org: str, message: MessageItem) -> bool:
             tx.condition_check(JobItem, org_pk(org), job_sk(message.job_id), condition=JobItem.pk.exists())
             tx.save(message, condition=MessageItem.pk.does_not_exist())
     except TransactWriteError as exc:
-        reasons = exc.cancellation_reasons
-        if reasons and reasons[0] is not None and reasons[0].code == "ConditionalCheckFailed":
+        if _refused(exc, 0):
             return False
-        _raise_input_error(getattr(exc.cause, "response", {}).get("Error", {}).get("Code"), {})
-        raise
+        _reraise(exc)
     return True
 
 
@@ -685,15 +700,12 @@ def claim_delivery(
                 return_values="ALL_OLD",
             )
     except TransactWriteError as exc:
-        reasons = exc.cancellation_reasons
-        if reasons and reasons[0] is not None and reasons[0].code == "ConditionalCheckFailed":
+        if _refused(exc, 0):
             return Claim(False, job_missing=True)
-        if len(reasons) > 1 and reasons[1] is not None and reasons[1].code == "ConditionalCheckFailed":
-            current = DeliveryItem.from_raw_data(reasons[1].raw_item) if reasons[1].raw_item else None
-            return Claim(False, current=current)
-        if any(r is not None and r.code == "TransactionConflict" for r in reasons):
-            raise TransactionConflict() from exc
-        raise
+        held = _refused(exc, 1)
+        if held is not None:
+            return Claim(False, current=DeliveryItem.from_raw_data(held.raw_item) if held.raw_item else None)
+        _reraise(exc)
     return Claim(True, attempt=seen + 1)
 
 
@@ -713,8 +725,7 @@ def record_attempt(
                 JobItem(org_pk(org), job_sk(job_id)), actions=job_actions, condition=JobItem.pk.exists()
             )
     except TransactWriteError as exc:
-        reasons = exc.cancellation_reasons
-        if len(reasons) > 2 and reasons[2] is not None and reasons[2].code == "ConditionalCheckFailed":
+        if _refused(exc, 2):
             with TransactWrite(connection=_transactions) as tx:
                 tx.update(delivery, actions=[DeliveryItem.state.set(state)], condition=held)
                 tx.save(attempt)
@@ -795,10 +806,9 @@ def put_batch_job(job: JobItem) -> bool:
             tx.save(job, condition=JobItem.pk.does_not_exist())
             tx.save(owner, condition=BatchOwnerItem.pk.does_not_exist() | (BatchOwnerItem.organization_id == job.organization_id))
     except TransactWriteError as exc:
-        reasons = exc.cancellation_reasons
-        if len(reasons) > 1 and reasons[1] is not None and reasons[1].code == "ConditionalCheckFailed":
+        if _refused(exc, 1):
             return False
-        raise
+        _reraise(exc)
     return True
 
 
