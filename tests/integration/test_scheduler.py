@@ -9,7 +9,7 @@ import pytest
 from jobsvc import batches, jobs, scheduler, storage
 from jobsvc.auth import Actor
 from jobsvc.schemas import BatchCreate, JobCreate, JobUpdate
-from jobsvc.timeutil import epoch, now
+from jobsvc.timeutil import now
 
 A, B = Actor("org-a", "u"), Actor("org-b", "u")
 

@@ -19,11 +19,12 @@ from .config import settings
 from .jobs import BATCH, JOB, NEVER, check_metadata, list_jobs, parse_job_id, to_public, update_running_batch
 from .providers import ProviderBatch, ProviderError, ProviderNotConfigured
 from .providers.base import COUNT_NAMES, ITEM_STATUS
-if TYPE_CHECKING:
-    from .schemas import BatchCreate
 from .storage import JobItem
 from .timeutil import epoch, iso, now
 from .urls import check_callback_url
+
+if TYPE_CHECKING:  # pydantic stays out of the scheduler
+    from .schemas import BatchCreate
 
 #: results larger than this are stored truncated (a DynamoDB item holds 400 KB)
 MAX_RESULT_BYTES = 350_000
@@ -196,7 +197,7 @@ def _poll_actions(moment: str, counts: dict | None = None, error: str | None = N
 
 #: a provider answer we cannot read is a failed poll like a timeout, not a crash of the run
 MALFORMED = (TypeError, ValueError, KeyError, AttributeError)
-#: stop polling a batch the provider keeps refusing once the job itself has expired
+#: the stop_reason of a batch that ended (failed: the provider's own error)
 STOP_REASONS = {states.CANCELLED: "cancelled", states.EXPIRED: "provider_expired", states.COMPLETED: "provider_ended"}
 
 
@@ -252,7 +253,7 @@ def _finish(item: JobItem, remote: ProviderBatch, moment: str) -> str:
     job can be older than it) wins: the write requires that none was, and is redone if one was."""
     target = terminal_status(item, remote)
     actions = _poll_actions(moment, remote.counts, None, remote.state_data)
-    stop_reason = remote.error or "provider_failed" if target == states.FAILED else STOP_REASONS[target]
+    stop_reason = (remote.error or "provider_failed") if target == states.FAILED else STOP_REASONS[target]
     unless_cancelled = None if target == states.CANCELLED else (JobItem.cancel_requested != True)  # noqa: E712
     org = item.organization_id
     if update_running_batch(org, item.id, actions + [JobItem.stop_reason.set(stop_reason[:64])], target, unless_cancelled):
