@@ -13,19 +13,21 @@ from dataclasses import replace
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
-from . import errors, ids, providers, states, storage
+from . import errors, providers, states, storage
 from .auth import Actor
 from .config import settings
-from .jobs import BATCH, JOB, NEVER, check_metadata, list_jobs, parse_job_id, to_public, update_running_batch
+from .jobs import BATCH, check_metadata, list_jobs, new_job_item, parse_job_id, to_public, update_running_batch
 from .providers import ProviderBatch, ProviderError, ProviderNotConfigured
 from .providers.base import COUNT_NAMES, ITEM_STATUS
 from .storage import JobItem
-from .timeutil import epoch, iso, now
+from .timeutil import iso, now
 from .urls import check_callback_url
 
 if TYPE_CHECKING:  # pydantic stays out of the scheduler
     from .schemas import BatchCreate
 
+#: a batch job's expires_at: polling stops (the job fails) if the provider is unreachable that long
+BATCH_LIFETIME = timedelta(days=30)
 #: results larger than this are stored truncated (a DynamoDB item holds 400 KB)
 MAX_RESULT_BYTES = 350_000
 #: item status -> the request count it belongs to
@@ -86,19 +88,13 @@ def create_batch(actor: Actor, body: BatchCreate) -> dict[str, Any]:
     except ProviderError as exc:
         raise errors.ProviderFailed(f"{body.provider}: {exc.message}") from None
 
-    moment = now()
-    job_id = ids.new_id(JOB)
-    org = actor.organization_id
-    item = JobItem(
-        storage.org_pk(org), storage.job_sk(job_id),
-        id=job_id, organization_id=org, user_id=actor.user_id, status=states.RUNNING, job_type=BATCH,
-        created_at=iso(moment), last_updated_at=iso(moment), metadata=body.metadata, background=True,
-        callback_url=body.callback_url, expires_at=iso(moment + timedelta(days=30)),
-        provider=body.provider, provider_batch_id=remote.id, provider_state=remote.state_data,
-        request_counts=remote.counts, last_polled_at=iso(moment), cancel_requested=False,
-        poll_pk=storage.poll_pk(job_id), hb_pk=storage.heartbeat_pk(job_id), hb_due=epoch() + NEVER,
-        **storage.index_keys(org, job_id, states.RUNNING, BATCH, body.metadata.get("source_id")),
+    item = new_job_item(
+        actor, states.RUNNING, BATCH, body.metadata, BATCH_LIFETIME,
+        background=True, callback_url=body.callback_url, provider=body.provider, provider_batch_id=remote.id,
+        provider_state=remote.state_data, request_counts=remote.counts, cancel_requested=False,
     )
+    item.last_polled_at = item.created_at
+    item.poll_pk = storage.poll_pk(item.id)
     if not storage.put_batch_job(item):
         raise errors.NotFound(f"no {body.provider} batch {remote.id}")
     return to_batch(item)

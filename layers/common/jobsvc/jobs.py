@@ -62,6 +62,27 @@ def check_metadata(metadata: dict[str, Any], what: str = "metadata") -> None:
         raise errors.InvalidInput(f"metadata.source_id is at most {MAX_SOURCE_ID_BYTES} bytes (it is indexed)")
 
 
+def new_job_item(
+    actor: Actor, status: str, job_type: str, metadata: dict[str, Any], lifetime: timedelta, **members: Any
+) -> JobItem:
+    """A new job (not stored yet) with its index keys; ``members`` are the other attributes."""
+    moment = now()
+    job_id = ids.new_id(JOB)
+    org = actor.organization_id
+    item = JobItem(
+        storage.org_pk(org), storage.job_sk(job_id),
+        id=job_id, organization_id=org, user_id=actor.user_id, status=status, job_type=job_type,
+        created_at=iso(moment), last_updated_at=iso(moment), metadata=metadata,
+        expires_at=iso(moment + lifetime),
+        **storage.index_keys(org, job_id, status, job_type, metadata.get("source_id")),
+        **members,
+    )
+    if status == states.RUNNING:
+        item.hb_pk = storage.heartbeat_pk(job_id)
+        item.hb_due = int(moment.timestamp()) + (item.heartbeat_timeout_seconds or NEVER)
+    return item
+
+
 def parse_job_id(job_id: str) -> str:
     parsed = ids.parse_id(job_id, JOB)
     if parsed is None:
@@ -82,29 +103,12 @@ def create_job(actor: Actor, body: JobCreate, idempotency_key: str | None = None
         if not (1 <= len(idempotency_key.encode()) <= 255) or not idempotency_key.isprintable():
             raise errors.InvalidInput("Idempotency-Key must be 1 to 255 bytes of printable characters")
 
-    moment = now()
-    job_id = ids.new_id(JOB)
     org = actor.organization_id
-    item = JobItem(
-        storage.org_pk(org),
-        storage.job_sk(job_id),
-        id=job_id,
-        organization_id=org,
-        user_id=actor.user_id,
-        status=body.status,
-        job_type=body.job_type,
-        created_at=iso(moment),
-        last_updated_at=iso(moment),
-        metadata=body.metadata,
-        background=body.background,
-        callback_url=body.callback_url,
-        expires_at=iso(moment + timedelta(seconds=body.expires_in_seconds)),
+    item = new_job_item(
+        actor, body.status, body.job_type, body.metadata, timedelta(seconds=body.expires_in_seconds),
+        background=body.background, callback_url=body.callback_url,
         heartbeat_timeout_seconds=body.heartbeat_timeout_seconds,
-        **storage.index_keys(org, job_id, body.status, body.job_type, body.metadata.get("source_id")),
     )
-    if body.status == states.RUNNING:
-        item.hb_pk = storage.heartbeat_pk(job_id)
-        item.hb_due = epoch() + (body.heartbeat_timeout_seconds or NEVER)
 
     if idempotency_key is None:
         storage.put_job(item)
@@ -115,7 +119,7 @@ def create_job(actor: Actor, body: JobCreate, idempotency_key: str | None = None
         storage.org_pk(org),
         storage.idempotency_sk(idempotency_key),
         body_hash=body_hash,
-        job_id=job_id,
+        job_id=item.id,
         ttl=epoch() + cfg.idempotency_ttl_seconds,
     )
     try:
@@ -192,15 +196,15 @@ def delete_job(actor: Actor, job_id: str) -> dict:
 # ---- update / transition -----------------------------------------------------------
 
 
-def _status_actions(job_id: str, org: str, target: str) -> list[Action]:
-    """What entering ``target`` writes: the status, its index keys, completed_at."""
+def _status_actions(job_id: str, org: str, target: str, moment: str) -> list[Action]:
+    """What entering ``target`` at ``moment`` writes: the status, its index keys, completed_at."""
     actions: list[Action] = [
         JobItem.status.set(target),
-        JobItem.status_pk.set(f"ORG#{org}#STATUS#{target}"),
+        JobItem.status_pk.set(storage.status_key(org, target)),
     ]
     if states.is_terminal(target):
         actions += [
-            JobItem.completed_at.set(iso(now())),
+            JobItem.completed_at.set(moment),
             JobItem.active_pk.remove(),
             JobItem.exp_pk.remove(),
             JobItem.hb_pk.remove(),
@@ -224,7 +228,7 @@ def _apply(
         *actions,
     ]
     if target is not None:
-        actions += _status_actions(job_id, org, target)
+        actions += _status_actions(job_id, org, target, iso(moment))
     return storage.update_job(org, job_id, actions, condition, metadata_patch)
 
 
@@ -254,11 +258,8 @@ def update_job(actor: Actor, job_id: str, body: JobUpdate) -> dict:
             raise errors.InvalidInput(f"an update may change at most {MAX_METADATA_KEYS_PER_UPDATE} metadata keys")
         check_metadata(body.metadata)
         if "source_id" in body.metadata:
-            source = body.metadata["source_id"]
-            if isinstance(source, str) and source:
-                actions.append(JobItem.source_pk.set(f"ORG#{actor.organization_id}#SOURCE#{source}"))
-            else:
-                actions.append(JobItem.source_pk.remove())
+            key = storage.source_key(actor.organization_id, body.metadata["source_id"])
+            actions.append(JobItem.source_pk.set(key) if key else JobItem.source_pk.remove())
     if "callback_url" in fields and body.callback_url is not None:
         check_callback_url(body.callback_url, settings().allow_private_callbacks)
     for name in ("stop_reason", "ttft_ns", "total_duration_ns", "callback_url"):
@@ -329,7 +330,7 @@ def add_message(actor: Actor, job_id: str, body: MessageCreate) -> dict:
         raise errors.InvalidInput(f"message content is larger than {limit} bytes")
     message_id = ids.new_id(MESSAGE)
     item = storage.MessageItem(
-        f"JOB#{job_id}", f"MSG#{message_id}", id=message_id, job_id=job_id,
+        storage.job_children_pk(job_id), f"MSG#{message_id}", id=message_id, job_id=job_id,
         organization_id=actor.organization_id, role=body.role, content_json=content_json,
         created_at=iso(now()),
     )

@@ -186,13 +186,13 @@ class ApiKeyItem(Model):
     name = UnicodeAttribute(null=True)
 
 
-MODELS: tuple[type[Model], ...] = (JobItem, IdempotencyItem, MessageItem, ApiKeyItem)
 _transactions = Connection(region=_CFG.region, host=_CFG.endpoint_url)
 
 
 def botocore_clients() -> list[Any]:
     """Every botocore client this module uses (tests count requests on them)."""
-    return [m._get_connection().connection.client for m in MODELS] + [_transactions.client]
+    models = [m for m in globals().values() if isinstance(m, type) and issubclass(m, Model) and m is not Model]
+    return [m._get_connection().connection.client for m in models] + [_transactions.client]
 
 
 # ---- keys --------------------------------------------------------------------------
@@ -206,18 +206,41 @@ def job_sk(job_id: str) -> str:
     return f"JOB#{job_id}"
 
 
+def job_children_pk(job_id: str) -> str:
+    """The partition of what is stored under a job: messages, deliveries, attempts, results."""
+    return f"JOB#{job_id}"
+
+
 def _shard(job_id: str) -> int:
     return zlib.crc32(job_id.encode()) % SWEEP_SHARDS
 
 
+def status_key(org: str, status: str) -> str:
+    return f"ORG#{org}#STATUS#{status}"
+
+
+def type_key(org: str, job_type: str) -> str:
+    return f"ORG#{org}#TYPE#{job_type}"
+
+
+def active_key(org: str) -> str:
+    return f"ORG#{org}#ACTIVE"
+
+
+def source_key(org: str, source_id: Any) -> str | None:
+    """The by-source index key of a job whose ``metadata.source_id`` is ``source_id``
+    (None: only a non-empty string is indexed)."""
+    return f"ORG#{org}#SOURCE#{source_id}" if isinstance(source_id, str) and source_id else None
+
+
 def index_keys(org: str, job_id: str, status: str, job_type: str, source_id: Any) -> dict[str, str | None]:
-    """The list-index keys a job has in ``status`` (None = absent from that index)."""
+    """The list-index keys a new job has in ``status`` (None = absent from that index)."""
     open_ = status in (states.CREATED, states.PENDING)
     return {
-        "status_pk": f"ORG#{org}#STATUS#{status}",
-        "type_pk": f"ORG#{org}#TYPE#{job_type}",
-        "active_pk": None if states.is_terminal(status) else f"ORG#{org}#ACTIVE",
-        "source_pk": f"ORG#{org}#SOURCE#{source_id}" if isinstance(source_id, str) and source_id else None,
+        "status_pk": status_key(org, status),
+        "type_pk": type_key(org, job_type),
+        "active_pk": None if states.is_terminal(status) else active_key(org),
+        "source_pk": source_key(org, source_id),
         "exp_pk": f"EXP#{_shard(job_id)}" if open_ else None,
     }
 
@@ -297,8 +320,7 @@ def put_job(job: JobItem, idempotency: IdempotencyItem | None = None, now_epoch:
         try:
             job.save(condition=JobItem.pk.does_not_exist())
         except PutError as exc:
-            response = getattr(getattr(exc, "cause", None), "response", None) or {}
-            _raise_input_error(response.get("Error", {}).get("Code"), response)
+            _raise_input_error(_error_code(exc), _error_response(exc))
             raise
         return None
     try:
@@ -335,8 +357,7 @@ def _reraise(exc: TransactWriteError) -> None:
     """Raise what a transaction refused for another reason means: a conflict (409) or bad input."""
     if any(r is not None and r.code == "TransactionConflict" for r in exc.cancellation_reasons):
         raise TransactionConflict() from exc
-    response = getattr(getattr(exc, "cause", None), "response", None) or {}
-    _raise_input_error(response.get("Error", {}).get("Code"), response)
+    _raise_input_error(_error_code(exc), _error_response(exc))
     raise exc
 
 
@@ -370,14 +391,12 @@ def update_job(
         _merge_metadata(kwargs, metadata_patch)
     try:
         data = conn.dispatch("UpdateItem", kwargs)
-    except Exception as exc:  # pynamodb wraps botocore's ClientError; the original keeps the item
-        cause = getattr(exc, "__cause__", None) or exc
-        response = getattr(cause, "response", None) or getattr(exc, "response", {}) or {}
-        code = response.get("Error", {}).get("Code")
-        if code == "ConditionalCheckFailedException":
+    except Exception as exc:
+        response = _error_response(exc)
+        if _error_code(exc) == "ConditionalCheckFailedException":
             item = response.get("Item")
             return UpdateOutcome(JobItem.from_raw_data(item) if item else None, applied=False)
-        _raise_input_error(code, response)
+        _raise_input_error(_error_code(exc), response)
         raise
     return UpdateOutcome(JobItem.from_raw_data(data["Attributes"]), applied=True)
 
@@ -407,6 +426,25 @@ def _merge_metadata(kwargs: dict[str, Any], patch: dict[str, Any]) -> None:
     kwargs["UpdateExpression"] = " ".join(f"{keyword} {', '.join(parts)}" for keyword, parts in clauses.items())
 
 
+def _error_response(exc: BaseException) -> dict[str, Any]:
+    """The botocore error response behind a PynamoDB exception: the original one, which keeps
+    the item ``ReturnValuesOnConditionCheckFailure`` hands back (PynamoDB's copy drops it)."""
+    found: dict[str, Any] = {}
+    link: BaseException | None = exc
+    while link is not None:
+        found = getattr(link, "response", None) or found
+        link = getattr(link, "cause", None) or link.__cause__
+    return found
+
+
+def _error_code(exc: BaseException) -> str | None:
+    return _error_response(exc).get("Error", {}).get("Code")
+
+
+def _is_condition_failure(exc: BaseException) -> bool:
+    return _error_code(exc) == "ConditionalCheckFailedException"
+
+
 def _raise_input_error(code: str | None, response: dict) -> None:
     if code == "ValidationException":
         message = response.get("Error", {}).get("Message", "")
@@ -427,12 +465,6 @@ def delete_job(org: str, job_id: str) -> JobItem | None:
             return None
         raise
     return JobItem.from_raw_data(data["Attributes"])
-
-
-def _is_condition_failure(exc: Exception) -> bool:
-    cause = getattr(exc, "cause", None) or getattr(exc, "__cause__", None)
-    code = getattr(cause, "response", {}).get("Error", {}).get("Code") if cause is not None else None
-    return code == "ConditionalCheckFailedException" or "ConditionalCheckFailed" in str(exc)
 
 
 @dataclass(frozen=True)
@@ -459,11 +491,11 @@ def list_jobs(q: ListQuery) -> list[JobItem]:
     if q.source_id is not None:
         model, hash_key = JobItem.by_source, f"ORG#{q.org}#SOURCE#{q.source_id}"
     elif q.status is not None:
-        model, hash_key = JobItem.by_status, f"ORG#{q.org}#STATUS#{q.status}"
+        model, hash_key = JobItem.by_status, status_key(q.org, q.status)
     elif q.job_type is not None:
-        model, hash_key = JobItem.by_type, f"ORG#{q.org}#TYPE#{q.job_type}"
+        model, hash_key = JobItem.by_type, type_key(q.org, q.job_type)
     elif q.active:
-        model, hash_key = JobItem.active, f"ORG#{q.org}#ACTIVE"
+        model, hash_key = JobItem.active, active_key(q.org)
     else:
         model, hash_key = JobItem, org_pk(q.org)
     if q.status is not None and model is not JobItem.by_status:
@@ -522,7 +554,7 @@ def list_messages(
 ) -> list[MessageItem]:
     return list(
         MessageItem.query(
-            f"JOB#{job_id}",
+            job_children_pk(job_id),
             range_key_condition=MessageItem.sk.between(f"MSG#{low}", f"MSG#{high}"),
             filter_condition=(MessageItem.role == role) if role else None,
             scan_index_forward=not descending,
@@ -607,12 +639,7 @@ class AttemptItem(Model):
     succeeded = BooleanAttribute()
 
 
-MODELS += (WebhookSecretItem, DeliveryItem, AttemptItem)
 WEBHOOK_SECRET_SK = "WEBHOOK_SECRET"
-
-
-def job_children_pk(job_id: str) -> str:
-    return f"JOB#{job_id}"
 
 
 def get_webhook_secret(org: str) -> WebhookSecretItem | None:
@@ -792,7 +819,6 @@ class BatchOwnerItem(Model):
     organization_id = UnicodeAttribute()
 
 
-MODELS += (BatchResultItem, LeaseItem, SimulatedBatchItem, BatchOwnerItem)
 
 
 def put_batch_job(job: JobItem) -> bool:
@@ -903,7 +929,6 @@ class _KeyItem(Model):
     sk = UnicodeAttribute(range_key=True)
 
 
-MODELS += (_KeyItem,)
 
 
 def delete_job_children(job_id: str) -> int:
