@@ -130,10 +130,12 @@ def cancel_batch(actor: Actor, job_id: str) -> dict[str, Any]:
         _adapter(item.provider).cancel(item.provider_batch_id)  # type: ignore[arg-type]
     except ProviderError as exc:
         raise errors.ProviderFailed(f"{item.provider}: {exc.message}") from None
-    if not update_running_batch(actor.organization_id, item.id, [JobItem.cancel_requested.set(True)]):
-        current = storage.get_job(actor.organization_id, item.id)
-        raise errors.InvalidTransition(f"batch {item.id} has ended meanwhile", current.status if current else "unknown")
-    return to_batch(storage.get_job(actor.organization_id, item.id))  # type: ignore[arg-type]
+    outcome = update_running_batch(actor.organization_id, item.id, [JobItem.cancel_requested.set(True)])
+    if outcome.job is None:
+        raise errors.NotFound(f"batch {item.id} not found")
+    if not outcome.applied:
+        raise errors.InvalidTransition(f"batch {item.id} has ended meanwhile", outcome.job.status)
+    return to_batch(outcome.job)
 
 
 # ---- polling (the scheduler) ---------------------------------------------------------
@@ -191,8 +193,6 @@ def _poll_actions(moment: str, counts: dict | None = None, error: str | None = N
     return actions
 
 
-#: a provider answer we cannot read is a failed poll like a timeout, not a crash of the run
-MALFORMED = (TypeError, ValueError, KeyError, AttributeError)
 #: the stop_reason of a batch that ended (failed: the provider's own error)
 STOP_REASONS = {states.CANCELLED: "cancelled", states.EXPIRED: "provider_expired", states.COMPLETED: "provider_ended"}
 
@@ -227,16 +227,11 @@ def poll(item: JobItem, adapter: providers.Provider | ProviderNotConfigured | No
                 pending = []
         if pending:
             storage.put_batch_results(pending)
-    except (ProviderError, ProviderNotConfigured, *MALFORMED) as exc:
-        if isinstance(exc, ProviderError):
-            message = exc.message
-        elif isinstance(exc, ProviderNotConfigured):
-            message = str(exc)
-        else:
-            message = f"{item.provider}: a malformed answer ({exc.__class__.__name__}: {exc})"
+    except (ProviderError, ProviderNotConfigured) as exc:
+        message = exc.message if isinstance(exc, ProviderError) else str(exc)
         if item.expires_at < moment:  # a month of failed polls: give up
             actions = _poll_actions(moment, error=message[:1000]) + [JobItem.stop_reason.set("provider_unreachable")]
-            return states.FAILED if update_running_batch(org, item.id, actions, target=states.FAILED) else "error"
+            return states.FAILED if update_running_batch(org, item.id, actions, target=states.FAILED).applied else "error"
         # the last good state (counts) is kept; the next run tries again
         update_running_batch(org, item.id, _poll_actions(moment, error=message[:1000]))
         return "error"
@@ -252,10 +247,11 @@ def _finish(item: JobItem, remote: ProviderBatch, moment: str) -> str:
     stop_reason = (remote.error or "provider_failed") if target == states.FAILED else STOP_REASONS[target]
     unless_cancelled = None if target == states.CANCELLED else (JobItem.cancel_requested != True)  # noqa: E712
     org = item.organization_id
-    if update_running_batch(org, item.id, actions + [JobItem.stop_reason.set(stop_reason[:64])], target, unless_cancelled):
+    outcome = update_running_batch(org, item.id, actions + [JobItem.stop_reason.set(stop_reason[:64])], target, unless_cancelled)
+    if outcome.applied:
         return target
-    current = storage.get_job(org, item.id)
+    current = outcome.job  # as it was when the write was refused
     if current is not None and current.status == states.RUNNING and current.cancel_requested:
-        if update_running_batch(org, item.id, actions + [JobItem.stop_reason.set("cancelled")], states.CANCELLED):
+        if update_running_batch(org, item.id, actions + [JobItem.stop_reason.set("cancelled")], states.CANCELLED).applied:
             return states.CANCELLED
     return states.RUNNING

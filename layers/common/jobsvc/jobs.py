@@ -304,12 +304,13 @@ def fail_if_heartbeat_missed(org: str, job_id: str, now_epoch: int) -> bool:
 
 def update_running_batch(
     org: str, job_id: str, actions: list[Action], target: str | None = None, condition: Condition | None = None
-) -> bool:
-    """The poller's write on a running batch job: its counts and poll state, and its end if ``target``."""
+) -> storage.UpdateOutcome:
+    """The poller's write on a running batch job: its counts and poll state, and its end if
+    ``target``. Refused, it hands back the job as it is (no second read needed)."""
     if target is not None and states.RUNNING not in states.sources_of(target, states.BATCH_TRANSITIONS):
         raise ValueError(f"a batch cannot move from running to {target}")
     running = (JobItem.status == states.RUNNING) & (JobItem.job_type == BATCH)
-    return _apply(org, job_id, target, actions, running if condition is None else running & condition).applied
+    return _apply(org, job_id, target, actions, running if condition is None else running & condition)
 
 
 # ---- messages ----------------------------------------------------------------------

@@ -2,31 +2,32 @@
 from __future__ import annotations
 
 from .base import (
-    ENDED, FAILED, PROCESSING, Provider, ProviderBatch, ProviderError, ProviderNotConfigured,
+    ENDED, FAILED, PROCESSING, Guarded, Provider, ProviderBatch, ProviderError, ProviderNotConfigured,
     ProviderRefused, Result,
 )
 
-NAMES = ("anthropic", "openai", "simulated")
-
 
 def get(name: str) -> Provider:
-    """The adapter for a provider name (raises ProviderNotConfigured if it has no key)."""
+    """The adapter for a provider name (raises ProviderNotConfigured if it has no key).
+
+    Every failure of the adapter it returns is a ProviderError (see ``Guarded``).
+    """
     if name == "anthropic":
         from .anthropic import AnthropicProvider
 
-        return AnthropicProvider.from_settings()
+        return Guarded(AnthropicProvider.from_settings())
     if name == "openai":
         from .openai import OpenAIProvider
 
-        return OpenAIProvider.from_settings()
+        return Guarded(OpenAIProvider.from_settings())
     if name == "simulated":
         from .simulated import SimulatedProvider
 
-        return SimulatedProvider()
+        return Guarded(SimulatedProvider())
     raise ProviderNotConfigured(f"unknown provider {name!r}")
 
 
 __all__ = [
-    "ENDED", "FAILED", "NAMES", "PROCESSING", "Provider", "ProviderBatch", "ProviderError",
+    "ENDED", "FAILED", "PROCESSING", "Provider", "ProviderBatch", "ProviderError",
     "ProviderNotConfigured", "ProviderRefused", "Result", "get",
 ]

@@ -3,27 +3,21 @@ from __future__ import annotations
 
 from typing import Any, Iterator
 
-from ..config import settings
-from . import keys
-from .base import ENDED, ITEM_STATUS, PROCESSING, ProviderBatch, ProviderError, Result, call, counts, json_lines, new_session, stream
+from .base import ENDED, ITEM_STATUS, PROCESSING, HttpProvider, ProviderBatch, ProviderError, Result, call, counts, json_lines, stream
 
 VERSION = "2023-06-01"
 PROCESSING_STATES = {"in_progress", "canceling"}
 
 
-class AnthropicProvider:
+class AnthropicProvider(HttpProvider):
     name = "anthropic"
 
-    def __init__(self, base_url: str, api_key: str, timeout: float) -> None:
-        self.base = f"{base_url}/v1/messages/batches"
-        self.timeout = timeout
-        self.session = new_session({"x-api-key": api_key, "anthropic-version": VERSION, "content-type": "application/json"})
+    def headers(self, api_key: str) -> dict[str, str]:
+        return {"x-api-key": api_key, "anthropic-version": VERSION, "content-type": "application/json"}
 
-    @classmethod
-    def from_settings(cls) -> "AnthropicProvider":
-        cfg = settings()
-        key = keys.resolve("anthropic", cfg.anthropic_api_key, cfg.anthropic_api_key_parameter, "ANTHROPIC_API_KEY")
-        return cls(cfg.anthropic_base_url, key, cfg.provider_timeout_seconds)
+    @property
+    def base(self) -> str:
+        return f"{self.base_url}/v1/messages/batches"
 
     def _batch(self, data: dict[str, Any]) -> ProviderBatch:
         try:

@@ -49,6 +49,72 @@ def counts(**values: int) -> dict[str, int]:
     return {name: int(values.get(name, 0) or 0) for name in COUNT_NAMES}
 
 
+class HttpProvider:
+    """What the HTTP adapters share: a session with the provider's auth headers, built from settings."""
+
+    name = ""
+
+    def __init__(self, base_url: str, api_key: str, timeout: float) -> None:
+        self.base_url = base_url
+        self.timeout = timeout
+        self.session = new_session(self.headers(api_key))
+
+    def headers(self, api_key: str) -> dict[str, str]:
+        raise NotImplementedError
+
+    @classmethod
+    def from_settings(cls) -> "HttpProvider":
+        from ..config import settings
+        from . import keys
+
+        cfg = settings()
+        key = keys.resolve(
+            cls.name, getattr(cfg, f"{cls.name}_api_key"), getattr(cfg, f"{cls.name}_api_key_parameter"),
+            f"{cls.name.upper()}_API_KEY",
+        )
+        return cls(getattr(cfg, f"{cls.name}_base_url"), key, cfg.provider_timeout_seconds)
+
+
+#: what reading an answer of an unexpected shape raises
+MALFORMED = (TypeError, ValueError, KeyError, AttributeError)
+
+
+class Guarded:
+    """An adapter whose every failure is a ProviderError: an answer of an unexpected shape is
+    the provider's fault, like a timeout, never a crash of the API or the poller."""
+
+    def __init__(self, inner: "Provider") -> None:
+        self.inner = inner
+        self.name = inner.name
+
+    def _malformed(self, exc: Exception) -> ProviderError:
+        return ProviderError(f"{self.name}: a malformed answer ({exc.__class__.__name__}: {str(exc)[:200]})")
+
+    def submit(self, requests: list[dict[str, Any]]) -> ProviderBatch:
+        try:
+            return self.inner.submit(requests)
+        except MALFORMED as exc:
+            raise self._malformed(exc) from None
+
+    def retrieve(self, batch_id: str) -> ProviderBatch:
+        try:
+            return self.inner.retrieve(batch_id)
+        except MALFORMED as exc:
+            raise self._malformed(exc) from None
+
+    def cancel(self, batch_id: str) -> ProviderBatch:
+        try:
+            return self.inner.cancel(batch_id)
+        except MALFORMED as exc:
+            raise self._malformed(exc) from None
+
+    def results(self, batch: ProviderBatch) -> Iterator[Result]:
+        try:
+            yield from self.inner.results(batch)
+        except MALFORMED as exc:
+            raise self._malformed(exc) from None
+
+
 class Provider(Protocol):
     name: str
 

@@ -4,9 +4,7 @@ from __future__ import annotations
 import json
 from typing import Any, Iterator
 
-from ..config import settings
-from . import keys
-from .base import ENDED, FAILED, PROCESSING, ProviderBatch, ProviderError, Result, call, counts, json_lines, new_session, stream
+from .base import ENDED, FAILED, PROCESSING, HttpProvider, ProviderBatch, ProviderError, Result, call, counts, json_lines, stream
 
 ENDPOINT = "/v1/chat/completions"
 PROCESSING_STATES = {"validating", "in_progress", "finalizing", "cancelling"}
@@ -15,19 +13,11 @@ ENDED_STATES = {"completed", "cancelled", "expired"}
 NOT_RUN = {"batch_cancelled": "cancelled", "batch_expired": "expired"}
 
 
-class OpenAIProvider:
+class OpenAIProvider(HttpProvider):
     name = "openai"
 
-    def __init__(self, base_url: str, api_key: str, timeout: float) -> None:
-        self.base = base_url
-        self.timeout = timeout
-        self.session = new_session({"Authorization": f"Bearer {api_key}"})
-
-    @classmethod
-    def from_settings(cls) -> "OpenAIProvider":
-        cfg = settings()
-        key = keys.resolve("openai", cfg.openai_api_key, cfg.openai_api_key_parameter, "OPENAI_API_KEY")
-        return cls(cfg.openai_base_url, key, cfg.provider_timeout_seconds)
+    def headers(self, api_key: str) -> dict[str, str]:
+        return {"Authorization": f"Bearer {api_key}"}
 
     def _batch(self, data: dict[str, Any]) -> ProviderBatch:
         try:
@@ -63,29 +53,29 @@ class OpenAIProvider:
             for r in batch_requests
         )
         uploaded = call(
-            self.session, "POST", f"{self.base}/v1/files", self.timeout,
+            self.session, "POST", f"{self.base_url}/v1/files", self.timeout,
             data={"purpose": "batch"}, files={"file": ("batch.jsonl", lines.encode(), "application/jsonl")},
         )
         if not isinstance(uploaded.get("id"), str):
             raise ProviderError("openai: the uploaded file has no id")
         created = call(
-            self.session, "POST", f"{self.base}/v1/batches", self.timeout,
+            self.session, "POST", f"{self.base_url}/v1/batches", self.timeout,
             json={"input_file_id": uploaded["id"], "endpoint": ENDPOINT, "completion_window": "24h"},
         )
         return self._batch(created)
 
     def retrieve(self, batch_id: str) -> ProviderBatch:
-        return self._batch(call(self.session, "GET", f"{self.base}/v1/batches/{batch_id}", self.timeout))
+        return self._batch(call(self.session, "GET", f"{self.base_url}/v1/batches/{batch_id}", self.timeout))
 
     def cancel(self, batch_id: str) -> ProviderBatch:
-        return self._batch(call(self.session, "POST", f"{self.base}/v1/batches/{batch_id}/cancel", self.timeout))
+        return self._batch(call(self.session, "POST", f"{self.base_url}/v1/batches/{batch_id}/cancel", self.timeout))
 
     def results(self, batch: ProviderBatch) -> Iterator[Result]:
         for key in ("output_file_id", "error_file_id"):
             file_id = batch.state_data.get(key)
             if not file_id:
                 continue
-            response = stream(self.session, f"{self.base}/v1/files/{file_id}/content", self.timeout)
+            response = stream(self.session, f"{self.base_url}/v1/files/{file_id}/content", self.timeout)
             with response:
                 for line in json_lines(response, f"openai {key}"):
                     yield _result(line)
