@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import json
 from typing import Annotated, Any, Optional
+from urllib.parse import urlencode
 
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response, content_types
@@ -18,9 +19,10 @@ from aws_lambda_powertools.event_handler.openapi.params import Body, Header, Pat
 from jobsvc import batches, errors, jobs, jsonbody, webhooks
 from jobsvc.auth import Actor
 from jobsvc.config import settings
+from jobsvc.pages import Listing
 from jobsvc.schemas import (
-    Batch, BatchCreate, BatchItem, CallbackAttempt, Health, Job, JobCreate, JobType, JobUpdate, Message, MessageCreate, Redelivery, Role, Status,
-    TransitionError, WebhookSecret,
+    Batch, BatchCreate, BatchItem, CallbackAttempt, Health, HistoryEntry, Job, JobCreate, JobType, JobUpdate, Message,
+    MessageCreate, Redelivery, Role, Status, TransitionError, WebhookSecret,
 )
 
 logger = Logger()
@@ -47,6 +49,20 @@ _ERRORS: dict[int, Any] = {
 
 def _json(status: int, body: Any, headers: dict[str, str] | None = None) -> Response:
     return Response(status_code=status, content_type=content_types.APPLICATION_JSON, body=body, headers=headers)
+
+
+def _page(listing: Listing) -> Response:
+    """A list page; ``Link: <...>; rel="next"`` when more may follow (RFC 8288, as GitHub's API)."""
+    if listing.next is None:
+        return _json(200, listing.items)
+    event = app.current_event
+    query = {k: v for k, v in (event.query_string_parameters or {}).items() if k not in ("before", "after")}
+    query.update(listing.next)
+    headers = event.headers or {}
+    scheme = (headers.get("x-forwarded-proto") or "https").split(",")[0].strip()
+    host = headers.get("host") or event.request_context.domain_name
+    url = f"{scheme}://{host}{event.raw_event.get('rawPath') or event.path}?{urlencode(query)}"
+    return _json(200, listing.items, {"Link": f'<{url}>; rel="next"'})
 
 
 def actor() -> Actor:
@@ -128,16 +144,22 @@ def list_jobs(
     active: Annotated[Optional[bool], Query(description="true: only created, pending, running")] = None,
     job_type: Annotated[Optional[JobType], Query()] = None,
     source_id: Annotated[Optional[str], Query(max_length=1024, description="equals metadata.source_id")] = None,
-) -> list[Job]:
-    return jobs.list_jobs(
+    updated_before: Annotated[Optional[str], Query(max_length=64, description="RFC 3339 time: only jobs last updated before it (with status=running: the stuck jobs)")] = None,
+) -> Response[list[Job]]:
+    return _page(jobs.list_jobs(
         actor(), before=before, after=after, limit=limit, order=order, status=status,
-        active=active, job_type=job_type, source_id=source_id,
-    )
+        active=active, job_type=job_type, source_id=source_id, updated_before=updated_before,
+    ))
 
 
 @app.get("/v1/jobs/<job_id>", tags=["jobs"], responses=_ERRORS)
 def get_job(job_id: JobId) -> Job:
     return jobs.get_job(actor(), job_id)
+
+
+@app.get("/v1/jobs/<job_id>/history", tags=["jobs"], responses=_ERRORS)
+def job_history(job_id: JobId) -> list[HistoryEntry]:
+    return jobs.history(actor(), job_id)
 
 
 @app.patch("/v1/jobs/<job_id>", tags=["jobs"], responses={409: {"description": "not allowed from the current status", "content": {"application/json": {"schema": TransitionError.model_json_schema()}}}, **_ERRORS})
@@ -168,8 +190,8 @@ def list_messages(
     limit: Annotated[int, Query(ge=1, le=1000)] = 50,
     order: Annotated[str, Query(pattern="^(asc|desc)$")] = "asc",
     role: Annotated[Optional[Role], Query()] = None,
-) -> list[Message]:
-    return jobs.list_messages(actor(), job_id, before=before, after=after, limit=limit, order=order, role=role)
+) -> Response[list[Message]]:
+    return _page(jobs.list_messages(actor(), job_id, before=before, after=after, limit=limit, order=order, role=role))
 
 
 @app.get("/v1/jobs/<job_id>/callbacks", tags=["webhooks"], responses=_ERRORS)
@@ -194,7 +216,8 @@ def rotate_webhook_secret() -> WebhookSecret:
 
 @app.post("/v1/batches", tags=["batches"], responses={201: {"description": "the batch"}, 502: {"description": "the provider refused or failed"}, **_ERRORS})
 def create_batch(body: Annotated[BatchCreate, Body()]) -> Response[Batch]:
-    return _json(201, batches.create_batch(actor(), body))
+    batch, created = batches.create_batch(actor(), body)
+    return _json(201 if created else 200, batch)
 
 
 @app.get("/v1/batches", tags=["batches"], responses=_ERRORS)
@@ -206,10 +229,12 @@ def list_batches(
     status: Annotated[Optional[Status], Query()] = None,
     active: Annotated[Optional[bool], Query()] = None,
     source_id: Annotated[Optional[str], Query(max_length=1024)] = None,
-) -> list[Batch]:
-    return batches.list_batches(
-        actor(), before=before, after=after, limit=limit, order=order, status=status, active=active, source_id=source_id,
-    )
+    updated_before: Annotated[Optional[str], Query(max_length=64)] = None,
+) -> Response[list[Batch]]:
+    return _page(batches.list_batches(
+        actor(), before=before, after=after, limit=limit, order=order, status=status, active=active,
+        source_id=source_id, updated_before=updated_before,
+    ))
 
 
 @app.get("/v1/batches/<job_id>", tags=["batches"], responses=_ERRORS)
@@ -222,8 +247,8 @@ def list_batch_items(
     job_id: JobId,
     after: Annotated[Optional[str], Query(max_length=64, description="custom_id: only items after it")] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-) -> list[BatchItem]:
-    return batches.list_items(actor(), job_id, after, limit)
+) -> Response[list[BatchItem]]:
+    return _page(batches.list_items(actor(), job_id, after, limit))
 
 
 @app.patch("/v1/batches/<job_id>/cancel", tags=["batches"], responses={202: {"description": "cancel requested"}, 409: {"description": "the batch has ended"}, 502: {"description": "the provider refused or failed"}, **_ERRORS})

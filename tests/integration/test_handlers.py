@@ -115,10 +115,10 @@ def test_requests_per_operation(table, api_fn, context):
 
     with count_dynamodb_requests() as calls:
         status, _, _ = call(api_fn, event("api_create_job"), context)  # with an Idempotency-Key
-    assert status == 201 and calls == ["TransactWriteItems"]
+    assert status == 201 and calls == ["PutItem", "PutItem"]  # the key's record, then the job
 
     for name, expected in [
-        ("api_get_job", ["GetItem"]),
+        ("api_get_job", ["Query"]),  # the job and its webhook state, together
         ("api_update_job", ["UpdateItem"]),
         ("api_cancel_job", ["UpdateItem"]),
         ("api_delete_job", ["DeleteItem"]),
@@ -134,7 +134,7 @@ def test_requests_per_operation(table, api_fn, context):
     ev["queryStringParameters"] = {"limit": "3"}
     with count_dynamodb_requests() as calls:
         status, jobs, _ = call(api_fn, ev, context)
-    assert status == 200 and len(jobs) == 3 and calls == ["Query"]
+    assert status == 200 and len(jobs) == 3 and calls == ["Query"] * 8  # the organization's 8 partitions
 
 
 def test_failed_transition_costs_one_request(table, api_fn, context):
@@ -192,9 +192,10 @@ def test_cleanup_function_deletes_what_a_deleted_job_leaves(table, api_fn, conte
     """A REMOVE of a job on the stream deletes its messages (and any other child item)."""
     import boto3
 
-    from jobsvc import storage
+    from jobsvc.storage import layout
 
     fn = load_function("cleanup")
+    client = boto3.client("dynamodb", region_name="us-east-1")
     job = create(api_fn, context)
     for text in ("one", "two"):
         ev = with_job(event("api_add_message"), job["id"])
@@ -203,15 +204,15 @@ def test_cleanup_function_deletes_what_a_deleted_job_leaves(table, api_fn, conte
     other = create(api_fn, context)
     ev = with_job(event("api_add_message"), other["id"])
     assert call(api_fn, ev, context)[0] == 201
+    keys = {k: {"S": v} for k, v in layout.job_key("org-sample", job["id"]).items()}
+    old_image = client.get_item(TableName="JobsTable", Key=keys)["Item"]
     assert call(api_fn, with_job(event("api_delete_job"), job["id"]), context)[0] == 200
-    keys = {"pk": {"S": "ORG#org-sample"}, "sk": {"S": f"JOB#{job['id']}"}}
     removed = {"Records": [{"eventID": "1", "eventName": "REMOVE", "eventVersion": "1.1", "eventSource": "aws:dynamodb",
-                            "awsRegion": "us-east-1", "dynamodb": {"Keys": keys, "SequenceNumber": "1"},
+                            "awsRegion": "us-east-1", "dynamodb": {"Keys": keys, "OldImage": old_image, "SequenceNumber": "1"},
                             "eventSourceARN": "arn:aws:dynamodb:us-east-1:123456789012:table/JobsTable/stream/x"}]}
     assert fn.lambda_handler(removed, context) == {"batchItemFailures": []}
-    client = boto3.client("dynamodb", region_name="us-east-1")
     left = client.query(TableName="JobsTable", KeyConditionExpression="pk = :p",
-                        ExpressionAttributeValues={":p": {"S": storage.job_children_pk(job["id"])}})["Items"]
+                        ExpressionAttributeValues={":p": {"S": layout.children_pk(job["id"])}})["Items"]
     kept = client.query(TableName="JobsTable", KeyConditionExpression="pk = :p",
-                        ExpressionAttributeValues={":p": {"S": storage.job_children_pk(other["id"])}})["Items"]
+                        ExpressionAttributeValues={":p": {"S": layout.children_pk(other["id"])}})["Items"]
     assert left == [] and len(kept) == 1

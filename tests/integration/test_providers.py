@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import pytest
 
-from jobsvc import batches, errors, scheduler, storage
+from jobsvc import batches, errors, scheduler
+from jobsvc.storage import jobs as job_store
 from jobsvc.auth import Actor
 from jobsvc.config import settings
 from jobsvc.schemas import BatchCreate
@@ -32,7 +33,9 @@ def submit(provider: str, *outcomes: str) -> dict:
         {"custom_id": f"req-{i}", "params": {"model": "m", "max_tokens": 8, "messages": [], "fake_outcome": o}}
         for i, o in enumerate(outcomes)
     ]
-    return batches.create_batch(ACTOR, BatchCreate(provider=provider, requests=requests))
+    batch, created = batches.create_batch(ACTOR, BatchCreate(provider=provider, requests=requests))
+    assert created
+    return batch
 
 
 def run() -> scheduler.RunReport:
@@ -51,12 +54,12 @@ def test_in_progress_stays_running_with_no_items_then_ends_with_its_items(fake, 
     for _ in range(2):
         assert run().still_running == 1
         assert read(batch)["status"] == "running"
-        assert batches.list_items(ACTOR, batch["id"]) == []
+        assert batches.list_items(ACTOR, batch["id"]).items == []
     assert run().ended == {"completed": 1}
     done = read(batch)
     assert done["status"] == "completed" and done["completed_at"] and done["last_poll_error"] is None
     assert done["request_counts"]["succeeded"] == 2 and done["request_counts"]["errored"] == 1
-    items = {i["custom_id"]: i for i in batches.list_items(ACTOR, batch["id"])}
+    items = {i["custom_id"]: i for i in batches.list_items(ACTOR, batch["id"]).items}
     assert {k: v["status"] for k, v in items.items()} == {"req-0": "completed", "req-1": "failed", "req-2": "completed"}
     assert items["req-0"]["result"] and items["req-1"]["result"]
 
@@ -68,7 +71,7 @@ def test_every_item_expired_means_expired(fake, provider):
         run()
     done = read(batch)
     assert done["status"] == "expired" and done["request_counts"]["expired"] == 2
-    assert {i["status"] for i in batches.list_items(ACTOR, batch["id"])} <= {"expired"}
+    assert {i["status"] for i in batches.list_items(ACTOR, batch["id"]).items} <= {"expired"}
 
 
 @pytest.mark.parametrize("provider", PROVIDERS)
@@ -142,7 +145,7 @@ def test_a_malformed_results_line_is_a_poll_error_then_retried(fake, provider):
     assert run().poll_errors == 1
     assert read(batch)["status"] == "running" and "not JSON" in read(batch)["last_poll_error"]
     assert run().ended == {"completed": 1}
-    assert len(batches.list_items(ACTOR, batch["id"])) == 3
+    assert len(batches.list_items(ACTOR, batch["id"]).items) == 3
 
 
 def test_one_bad_batch_never_stops_the_others(fake, monkeypatch):
@@ -164,17 +167,17 @@ def test_a_poller_killed_after_storing_items_is_finished_by_the_next_run(fake, m
     real = batches.update_running_batch
     calls = {"n": 0}
 
-    def dies_at_the_end(org, job_id, actions, target=None, condition=None):
+    def dies_at_the_end(org, job_id, write, target=None, stop_reason=None):
         if target is not None and calls["n"] == 0:
             calls["n"] += 1
             raise RuntimeError("killed before the transition")
-        return real(org, job_id, actions, target, condition)
+        return real(org, job_id, write, target, stop_reason)
 
     monkeypatch.setattr(batches, "update_running_batch", dies_at_the_end)
     assert run().poll_errors == 1
-    assert read(batch)["status"] == "running" and len(batches.list_items(ACTOR, batch["id"])) == 2
+    assert read(batch)["status"] == "running" and len(batches.list_items(ACTOR, batch["id"]).items) == 2
     assert run().ended == {"completed": 1}
-    assert len(batches.list_items(ACTOR, batch["id"])) == 2
+    assert len(batches.list_items(ACTOR, batch["id"]).items) == 2
 
 
 def test_two_overlapping_runs_poll_each_batch_once(fake):
@@ -204,26 +207,30 @@ def test_a_refused_submission_is_502_with_the_providers_message_and_stores_nothi
     settings.cache_clear()
     with pytest.raises(errors.ProviderFailed, match="Incorrect API key"):
         submit("openai", "succeeded")  # the provider answers 401
-    assert batches.list_batches(ACTOR) == []
+    assert batches.list_batches(ACTOR).items == []
 
 
 def test_a_provider_down_at_submission_is_502(fake):
     fake.fail_next.append(503)
     with pytest.raises(errors.ProviderFailed):
         submit("anthropic", "succeeded")
-    assert batches.list_batches(ACTOR) == []
+    assert batches.list_batches(ACTOR).items == []
 
 
 def test_registering_an_existing_provider_batch(fake):
-    remote = submit("anthropic", "succeeded")["provider_batch_id"]
-    tracked = batches.create_batch(ACTOR, BatchCreate(provider="anthropic", provider_batch_id=remote))
-    assert tracked["provider_batch_id"] == remote and tracked["status"] == "running"
-    with pytest.raises(errors.ProviderFailed):
+    submitted = submit("anthropic", "succeeded")
+    remote = submitted["provider_batch_id"]
+    # the organization already tracks it: the job that tracks it, not a second job
+    tracked, created = batches.create_batch(ACTOR, BatchCreate(provider="anthropic", provider_batch_id=remote))
+    assert not created and tracked["id"] == submitted["id"] and tracked["status"] == "running"
+    assert [b["id"] for b in batches.list_batches(ACTOR).items] == [submitted["id"]]
+    # a batch the provider does not know answers like another organization's: 404
+    with pytest.raises(errors.NotFound):
         batches.create_batch(ACTOR, BatchCreate(provider="anthropic", provider_batch_id="msgbatch_nope"))
     # the deployment's provider key is shared: another organization may not track this batch
     with pytest.raises(errors.NotFound):
         batches.create_batch(Actor("org-other", "u"), BatchCreate(provider="anthropic", provider_batch_id=remote))
-    assert batches.list_batches(Actor("org-other", "u")) == []
+    assert batches.list_batches(Actor("org-other", "u")).items == []
 
 
 def test_a_provider_without_a_key_is_422(table, monkeypatch):
@@ -246,28 +253,28 @@ def test_a_provider_without_a_key_is_422(table, monkeypatch):
 def test_bad_batch_bodies_are_422_and_store_nothing(table, body, message):
     with pytest.raises(errors.InvalidInput, match=message):
         batches.create_batch(ACTOR, BatchCreate(**body))
-    assert batches.list_batches(ACTOR) == []
+    assert batches.list_batches(ACTOR).items == []
 
 
 def test_a_large_result_is_stored_truncated_with_a_flag(fake):
-    batch = batches.create_batch(ACTOR, BatchCreate(provider="anthropic", requests=[
+    batch, _ = batches.create_batch(ACTOR, BatchCreate(provider="anthropic", requests=[
         {"custom_id": "big", "params": {"fake_text": "x" * 500_000}},
         {"custom_id": "small", "params": {}},
     ]))
     for _ in range(3):
         run()
-    items = {i["custom_id"]: i for i in batches.list_items(ACTOR, batch["id"])}
+    items = {i["custom_id"]: i for i in batches.list_items(ACTOR, batch["id"]).items}
     assert items["big"]["truncated"] is True and isinstance(items["big"]["result"], str)
     assert len(items["big"]["result"].encode()) <= batches.MAX_RESULT_BYTES
     assert items["small"]["truncated"] is False and isinstance(items["small"]["result"], dict)
-    assert storage.get_job(ACTOR.organization_id, batch["id"]).status == "completed"
+    assert job_store.get_job(ACTOR.organization_id, batch["id"])[0]["status"] == "completed"
 
 
 def test_a_cancel_requested_while_the_run_polls_wins_over_completed(fake):
     """The polled copy of the job is older than the cancel: the batch still ends cancelled."""
     batch = submit("anthropic", "succeeded")
     run(), run()
-    stale = storage.get_job(ACTOR.organization_id, batch["id"])  # what the polling index gave the run
+    stale, _ = job_store.get_job(ACTOR.organization_id, batch["id"])  # what the poller read
     batches.cancel_batch(ACTOR, batch["id"])  # lands while the run is polling
     assert batches.poll(stale) == "cancelled"
     assert read(batch)["status"] == "cancelled"

@@ -6,7 +6,9 @@ from datetime import timedelta
 
 import pytest
 
-from jobsvc import batches, jobs, scheduler, storage
+from jobsvc import batches, jobs, scheduler
+from jobsvc.storage import batches as batch_store
+from jobsvc.storage import layout
 from jobsvc.auth import Actor
 from jobsvc.schemas import BatchCreate, JobCreate, JobUpdate
 from jobsvc.timeutil import now
@@ -79,18 +81,18 @@ def test_the_sweep_reads_indexes_not_the_table(table, monkeypatch):
     with count_dynamodb_requests() as calls:
         scheduler.sweep(scheduler.RunReport(ran=True), lambda: True)
     assert "Scan" not in calls
-    assert calls == ["Query"] * (2 * storage.SWEEP_SHARDS)  # nothing due: one Query per shard and index
+    assert calls == ["Query"] * layout.DUE_SHARDS  # nothing due: one Query per shard of the due index
 
 
 def test_overlapping_runs_poll_each_batch_once(table, monkeypatch):
-    made = [batches.create_batch(A, BatchCreate(provider="simulated", requests=[{"custom_id": "x", "params": {}}])) for _ in range(3)]
+    made = [batches.create_batch(A, BatchCreate(provider="simulated", requests=[{"custom_id": "x", "params": {}}]))[0] for _ in range(3)]
     entered, release = threading.Event(), threading.Event()
     real_poll = batches.poll
 
-    def slow_poll(item, adapter=None):
+    def slow_poll(*args):
         entered.set()
         release.wait(10)
-        return real_poll(item, adapter)
+        return real_poll(*args)
 
     monkeypatch.setattr(batches, "poll", slow_poll)
     reports = {}
@@ -103,7 +105,7 @@ def test_overlapping_runs_poll_each_batch_once(table, monkeypatch):
     assert reports["second"].ran is False and reports["second"].lease_holder == "run-1"
     assert reports["first"].ran is True and reports["first"].polled == 3
     for batch in made:
-        assert storage.simulated_batch(batch["provider_batch_id"]).polls == 1
+        assert batch_store.simulated_batch(batch["provider_batch_id"])["polls"] == 1
     # the lease was released: the next run goes ahead
     assert scheduler.run(lambda: 60_000, "run-3").ran is True
 
@@ -117,7 +119,7 @@ def test_a_run_near_its_timeout_leaves_work_for_the_next(table):
 
 
 def test_a_simulated_batch_ends_with_items_and_the_right_status(table):
-    batch = batches.create_batch(A, BatchCreate(provider="simulated", requests=[
+    batch, _ = batches.create_batch(A, BatchCreate(provider="simulated", requests=[
         {"custom_id": "ok", "params": {}},
         {"custom_id": "bad", "params": {"simulate": "errored"}},
         {"custom_id": "late", "params": {"simulate": "expired"}},
@@ -129,15 +131,15 @@ def test_a_simulated_batch_ends_with_items_and_the_right_status(table):
     assert done["status"] == "completed" and done["request_counts"] == {
         "processing": 0, "succeeded": 1, "errored": 1, "canceled": 0, "expired": 1,
     }
-    items = batches.list_items(A, batch["id"])
+    items = batches.list_items(A, batch["id"]).items
     assert [(i["custom_id"], i["status"]) for i in items] == [("bad", "failed"), ("late", "expired"), ("ok", "completed")]
-    assert [i["custom_id"] for i in batches.list_items(A, batch["id"], after="bad", limit=1)] == ["late"]
+    assert [i["custom_id"] for i in batches.list_items(A, batch["id"], after="bad", limit=1).items] == ["late"]
     assert scheduler.run(lambda: 60_000, "after").polled == 0  # no longer in the polling index
 
 
 @pytest.mark.parametrize("outcome,expected", [("expired", "expired"), ("canceled", "completed")])
 def test_every_item_expired_means_expired(table, outcome, expected):
-    batch = batches.create_batch(A, BatchCreate(provider="simulated", requests=[
+    batch, _ = batches.create_batch(A, BatchCreate(provider="simulated", requests=[
         {"custom_id": f"r{i}", "params": {"simulate": outcome}} for i in range(3)
     ]))
     for i in range(3):
@@ -146,11 +148,11 @@ def test_every_item_expired_means_expired(table, outcome, expected):
 
 
 def test_a_cancelled_simulated_batch_ends_cancelled(table):
-    batch = batches.create_batch(A, BatchCreate(provider="simulated", requests=[{"custom_id": "a", "params": {}}]))
+    batch, _ = batches.create_batch(A, BatchCreate(provider="simulated", requests=[{"custom_id": "a", "params": {}}]))
     answer = batches.cancel_batch(A, batch["id"])
     assert answer["cancel_requested"] is True and answer["status"] == "running"
     report = scheduler.run(lambda: 60_000, "r")
     assert report.ended == {"cancelled": 1}
     done = batches.get_batch(A, batch["id"])
     assert done["status"] == "cancelled" and done["request_counts"]["canceled"] == 1
-    assert [i["status"] for i in batches.list_items(A, batch["id"])] == ["cancelled"]
+    assert [i["status"] for i in batches.list_items(A, batch["id"]).items] == ["cancelled"]

@@ -11,15 +11,19 @@ from __future__ import annotations
 import json
 from dataclasses import replace
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable
 
-from . import errors, providers, states, storage
+from . import errors, providers, states
 from .auth import Actor
 from .config import settings
-from .jobs import BATCH, check_metadata, list_jobs, new_job_item, parse_job_id, to_public, update_running_batch
-from .providers import ProviderBatch, ProviderError, ProviderNotConfigured
+from .jobs import BATCH, check_metadata, list_jobs, new_job_record, parse_job_id, to_public, update_running_batch
+from .pages import Listing, bounded
+from .providers import ProviderBatch, ProviderError, ProviderNotConfigured, ProviderRefused
 from .providers.base import COUNT_NAMES, ITEM_STATUS
-from .storage import JobItem
+from .storage import batches as store
+from .storage import jobs as job_store
+from .storage import layout
+from .storage.jobs import Write
 from .timeutil import iso, now
 from .urls import check_callback_url
 
@@ -35,23 +39,21 @@ COUNT_OF = {status: count for count, status in ITEM_STATUS.items()}
 BATCH_FIELDS = ("provider", "provider_batch_id", "request_counts", "last_polled_at", "last_poll_error", "cancel_requested")
 
 
-def to_batch(item: JobItem) -> dict[str, Any]:
-    out = to_public(item)
-    data = item.attribute_values
+def to_batch(job: dict[str, Any], webhook: dict[str, Any] | None = None) -> dict[str, Any]:
+    out = to_public(job, webhook)
     for name in BATCH_FIELDS:
-        value = data.get(name)
-        out[name] = value.as_dict() if hasattr(value, "as_dict") else value
+        out[name] = job.get(name)
     out["request_counts"] = {k: int(v) for k, v in (out["request_counts"] or {}).items()}
     out["cancel_requested"] = bool(out["cancel_requested"])
     return out
 
 
-def _get(actor: Actor, job_id: str) -> JobItem:
+def _get(actor: Actor, job_id: str) -> tuple[dict[str, Any], dict[str, Any] | None]:
     job_id = parse_job_id(job_id)
-    item = storage.get_job(actor.organization_id, job_id)
-    if item is None or item.job_type != BATCH:
+    job, webhook = job_store.get_job(actor.organization_id, job_id)
+    if job is None or job.get("job_type") != BATCH:
         raise errors.NotFound(f"batch {job_id} not found")
-    return item
+    return job, webhook
 
 
 def _adapter(name: str) -> providers.Provider:
@@ -61,8 +63,10 @@ def _adapter(name: str) -> providers.Provider:
         raise errors.InvalidInput(str(exc)) from None
 
 
-def create_batch(actor: Actor, body: BatchCreate) -> dict[str, Any]:
-    """Submit (or register) a provider batch; nothing is stored unless the provider accepted it."""
+def create_batch(actor: Actor, body: BatchCreate) -> tuple[dict[str, Any], bool]:
+    """Submit (or register) a provider batch; nothing is stored unless the provider accepted it.
+    Returns (batch, created): registering a batch the organization already tracks hands
+    back the job that tracks it (created False); another organization's is not found."""
     cfg = settings()
     check_metadata(body.metadata)
     if body.callback_url is not None:
@@ -79,62 +83,96 @@ def create_batch(actor: Actor, body: BatchCreate) -> dict[str, Any]:
             if request.custom_id in seen:
                 raise errors.InvalidInput(f"custom_id {request.custom_id!r} is used twice")
             seen.add(request.custom_id)
+            if body.provider == "simulated":
+                from .providers.simulated import invalid_request
+
+                problem = invalid_request(request.params)
+                if problem:
+                    raise errors.InvalidInput(f"{problem} (request {request.custom_id})")
     adapter = _adapter(body.provider)
+    if body.provider_batch_id is not None:
+        owner = store.get_owner(body.provider, body.provider_batch_id)
+        if owner is not None:
+            tracked = _tracked(actor, owner)
+            if tracked is None:
+                raise errors.NotFound(f"no {body.provider} batch {body.provider_batch_id}")
+            return tracked, False
     try:
         if body.requests is not None:
             remote = adapter.submit([{"custom_id": r.custom_id, "params": r.params} for r in body.requests])
         else:
             remote = adapter.retrieve(body.provider_batch_id)  # type: ignore[arg-type]
+    except ProviderRefused as exc:
+        if body.provider_batch_id is not None and exc.status == 404:
+            raise errors.NotFound(f"no {body.provider} batch {body.provider_batch_id}") from None
+        raise errors.ProviderFailed(f"{body.provider}: {exc.message}") from None
     except ProviderError as exc:
         raise errors.ProviderFailed(f"{body.provider}: {exc.message}") from None
 
-    item = new_job_item(
+    record = new_job_record(
         actor, states.RUNNING, BATCH, body.metadata, BATCH_LIFETIME,
         background=True, callback_url=body.callback_url, provider=body.provider, provider_batch_id=remote.id,
         provider_state=remote.state_data, request_counts=remote.counts, cancel_requested=False,
     )
-    item.last_polled_at = item.created_at
-    item.poll_pk = storage.poll_pk(item.id)
-    if not storage.put_batch_job(item):
+    record["last_polled_at"] = record["created_at"]
+    record["bat_pk"] = layout.batches_pk(actor.organization_id, running=True)
+    record["poll_pk"], record["polled_at"] = layout.poll_pk(record["id"]), 0
+    if store.put_batch_job(record) is None:
+        return to_batch(record), True
+    owner = store.get_owner(body.provider, remote.id)  # registered meanwhile
+    tracked = _tracked(actor, owner) if owner else None
+    if tracked is None:
         raise errors.NotFound(f"no {body.provider} batch {remote.id}")
-    return to_batch(item)
+    return tracked, False
+
+
+def _tracked(actor: Actor, owner: dict[str, Any]) -> dict[str, Any] | None:
+    """The caller's job that tracks a provider batch (None: another organization's)."""
+    if owner.get("organization_id") != actor.organization_id:
+        return None
+    job, webhook = job_store.get_job(actor.organization_id, owner["job_id"])
+    return to_batch(job, webhook) if job is not None else None
 
 
 def get_batch(actor: Actor, job_id: str) -> dict[str, Any]:
-    return to_batch(_get(actor, job_id))
+    return to_batch(*_get(actor, job_id))
 
 
-def list_batches(actor: Actor, **query: Any) -> list[dict[str, Any]]:
+def list_batches(actor: Actor, **query: Any) -> Listing:
     return list_jobs(actor, **{**query, "job_type": BATCH}, shape=to_batch)
 
 
-def list_items(actor: Actor, job_id: str, after: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
-    item = _get(actor, job_id)
-    out = []
-    for result in storage.list_batch_results(item.id, after, limit):
-        entry: dict[str, Any] = {"custom_id": result.custom_id, "status": result.status}
-        if result.truncated:
-            entry.update(result=result.result_json, truncated=True)
-        else:
-            entry.update(result=json.loads(result.result_json), truncated=False)
-        out.append(entry)
-    return out
+def _item_to_public(result: dict[str, Any]) -> dict[str, Any]:
+    entry: dict[str, Any] = {"custom_id": result["custom_id"], "status": result["status"]}
+    if result.get("truncated"):
+        entry.update(result=result["result_json"], truncated=True)
+    else:
+        entry.update(result=json.loads(result["result_json"]), truncated=False)
+    return entry
+
+
+def list_items(actor: Actor, job_id: str, after: str | None = None, limit: int = 100) -> Listing:
+    job, _ = _get(actor, job_id)
+    records, resume = store.list_results(job["id"], after, limit)
+    return bounded(
+        records, _item_to_public, lambda r: {"after": r["custom_id"]}, {"after": resume} if resume else None,
+    )
 
 
 def cancel_batch(actor: Actor, job_id: str) -> dict[str, Any]:
     """Ask the provider to cancel; the poller makes the job ``cancelled`` when the batch ends."""
-    item = _get(actor, job_id)
-    if item.status != states.RUNNING:
-        raise errors.InvalidTransition(f"batch {item.id} is {item.status}", item.status)
+    job, _ = _get(actor, job_id)
+    if job["status"] != states.RUNNING:
+        raise errors.InvalidTransition(f"batch {job['id']} is {job['status']}", job["status"])
     try:
-        _adapter(item.provider).cancel(item.provider_batch_id)  # type: ignore[arg-type]
+        _adapter(job["provider"]).cancel(job["provider_batch_id"])
     except ProviderError as exc:
-        raise errors.ProviderFailed(f"{item.provider}: {exc.message}") from None
-    outcome = update_running_batch(actor.organization_id, item.id, [JobItem.cancel_requested.set(True)])
+        raise errors.ProviderFailed(f"{job['provider']}: {exc.message}") from None
+    outcome = update_running_batch(actor.organization_id, job["id"], Write(sets={"cancel_requested": True}))
     if outcome.job is None:
-        raise errors.NotFound(f"batch {item.id} not found")
+        raise errors.NotFound(f"batch {job['id']} not found")
     if not outcome.applied:
-        raise errors.InvalidTransition(f"batch {item.id} has ended meanwhile", outcome.job.status)
+        raise errors.InvalidTransition(f"batch {job['id']} has ended meanwhile", outcome.job["status"])
     return to_batch(outcome.job)
 
 
@@ -158,8 +196,8 @@ def final_counts(remote: ProviderBatch, tally: dict[str, int]) -> dict[str, int]
     return counts
 
 
-def terminal_status(item: JobItem, remote: ProviderBatch) -> str:
-    if item.cancel_requested:
+def terminal_status(job: dict[str, Any], remote: ProviderBatch) -> str:
+    if job.get("cancel_requested"):
         return states.CANCELLED
     if remote.state == providers.FAILED:
         return states.FAILED
@@ -170,31 +208,38 @@ def terminal_status(item: JobItem, remote: ProviderBatch) -> str:
     return states.COMPLETED
 
 
-def _result_item(job_id: str, result: providers.Result) -> storage.BatchResultItem:
+def _result_record(job_id: str, result: providers.Result) -> dict[str, Any]:
     text = json.dumps(result.result, separators=(",", ":"), ensure_ascii=False)
     truncated = len(text.encode()) > MAX_RESULT_BYTES
     if truncated:
         text = text.encode()[:MAX_RESULT_BYTES].decode(errors="ignore")
-    return storage.BatchResultItem(
-        storage.job_children_pk(job_id), f"ITEM#{result.custom_id}",
-        custom_id=result.custom_id, status=result.status, result_json=text, truncated=truncated,
-    )
+    return {
+        "pk": layout.children_pk(job_id), "sk": f"ITEM#{result.custom_id}", "custom_id": result.custom_id,
+        "status": result.status, "result_json": text, "truncated": truncated,
+    }
 
 
-def _poll_actions(moment: str, counts: dict | None = None, error: str | None = None, state: dict | None = None) -> list:
-    actions = [
-        JobItem.last_polled_at.set(moment),
-        JobItem.last_poll_error.set(error) if error else JobItem.last_poll_error.remove(),
-    ]
+def _poll_write(moment: str, counts: dict | None = None, error: str | None = None, state: dict | None = None) -> Write:
+    """What every poll writes: when it was, its error (or none), the counts and provider state,
+    and the polling index's order (the least recently polled is polled first)."""
+    write = Write(sets={"last_polled_at": moment, "polled_at": int(now().timestamp() * 1000)})
+    if error:
+        write.sets["last_poll_error"] = error[:1000]
+    else:
+        write.removes.append("last_poll_error")
     if counts is not None:
-        actions.append(JobItem.request_counts.set(storage.to_attribute_value(counts)))
+        write.sets["request_counts"] = counts
     if state:
-        actions.append(JobItem.provider_state.set(storage.to_attribute_value(state)))
-    return actions
+        write.sets["provider_state"] = state
+    return write
 
 
 #: the stop_reason of a batch that ended (failed: the provider's own error)
 STOP_REASONS = {states.CANCELLED: "cancelled", states.EXPIRED: "provider_expired", states.COMPLETED: "provider_ended"}
+#: results are stored in chunks of at most this many bytes (with 16 polls at once, the
+#: poller holds at most 16 chunks: memory is bounded by bytes, whatever the result sizes)
+CHUNK_BYTES = 2_000_000
+CHUNK_ITEMS = 25
 
 
 def adapter_for(name: str) -> providers.Provider | ProviderNotConfigured:
@@ -205,53 +250,105 @@ def adapter_for(name: str) -> providers.Provider | ProviderNotConfigured:
         return exc
 
 
-def poll(item: JobItem, adapter: providers.Provider | ProviderNotConfigured | None = None, chunk: int = 100) -> str:
-    """Poll one running batch; returns "running", the terminal status it entered, or "error"."""
-    org = item.organization_id
+def poll(
+    job: dict[str, Any], adapter: providers.Provider | ProviderNotConfigured | None = None,
+    time_left: Callable[[], bool] = lambda: True,
+) -> str:
+    """Poll one running batch; returns "running", the terminal status it entered, "error",
+    or "resuming" (its results are being stored and the time ran out: the next run goes on).
+
+    An ended batch's results are stored in chunks bounded in bytes; after each chunk the
+    job records how many are stored and their tally, so a poll that runs out of time, or
+    a poller that dies, resumes where it stopped (the provider's results are read again
+    from the start and the stored ones skipped). A storage failure is recorded as the
+    batch's ``last_poll_error`` and retried on the next run."""
+    org, job_id = job["organization_id"], job["id"]
     moment = iso(now())
-    adapter = adapter if adapter is not None else adapter_for(item.provider)  # type: ignore[arg-type]
+    adapter = adapter if adapter is not None else adapter_for(job["provider"])
     try:
         if isinstance(adapter, ProviderNotConfigured):
             raise adapter
-        remote = adapter.retrieve(item.provider_batch_id)  # type: ignore[arg-type]
+        remote = adapter.retrieve(job["provider_batch_id"])
         if remote.state == providers.PROCESSING:
-            update_running_batch(org, item.id, _poll_actions(moment, remote.counts, None, remote.state_data))
+            update_running_batch(org, job_id, _poll_write(moment, remote.counts, None, remote.state_data))
             return states.RUNNING
-        pending: list[storage.BatchResultItem] = []
-        tally: dict[str, int] = {}
+        stored = int(job.get("results_stored") or 0)
+        tally: dict[str, int] = {k: int(v) for k, v in (job.get("results_tally") or {}).items()}
+        chunk: list[dict[str, Any]] = []
+        chunk_bytes = 0
+        seen = 0
+        finished = True
         for result in adapter.results(remote):
+            seen += 1
+            if seen <= stored:
+                continue  # stored by an earlier poll
+            record = _result_record(job_id, result)
+            chunk.append(record)
+            chunk_bytes += len(record["result_json"]) + 200
             tally[COUNT_OF[result.status]] = tally.get(COUNT_OF[result.status], 0) + 1
-            pending.append(_result_item(item.id, result))
-            if len(pending) >= chunk:
-                storage.put_batch_results(pending)
-                pending = []
-        if pending:
-            storage.put_batch_results(pending)
-    except (ProviderError, ProviderNotConfigured) as exc:
+            if len(chunk) >= CHUNK_ITEMS or chunk_bytes >= CHUNK_BYTES:
+                stored = _store_chunk(org, job_id, chunk, stored, tally, moment, remote)
+                chunk, chunk_bytes = [], 0
+                if not time_left():
+                    finished = False
+                    break
+        if chunk:
+            stored = _store_chunk(org, job_id, chunk, stored, tally, moment, remote)
+        if not finished:
+            return "resuming"
+    except (ProviderError, ProviderNotConfigured, errors.Unavailable, _StoreFailed) as exc:
         message = exc.message if isinstance(exc, ProviderError) else str(exc)
-        if item.expires_at < moment:  # a month of failed polls: give up
-            actions = _poll_actions(moment, error=message[:1000]) + [JobItem.stop_reason.set("provider_unreachable")]
-            return states.FAILED if update_running_batch(org, item.id, actions, target=states.FAILED).applied else "error"
+        if job.get("expires_at", "") < moment and not isinstance(exc, (_StoreFailed, errors.Unavailable)):
+            write = _poll_write(moment, error=message)
+            write.sets["stop_reason"] = "provider_unreachable"
+            done = update_running_batch(org, job_id, write, target=states.FAILED, stop_reason="provider_unreachable")
+            return states.FAILED if done.applied else "error"
         # the last good state (counts) is kept; the next run tries again
-        update_running_batch(org, item.id, _poll_actions(moment, error=message[:1000]))
+        update_running_batch(org, job_id, _poll_write(moment, error=message))
         return "error"
     remote = replace(remote, counts=final_counts(remote, tally))
-    return _finish(item, remote, moment)
+    return _finish(job, remote, moment)
 
 
-def _finish(item: JobItem, remote: ProviderBatch, moment: str) -> str:
+class _StoreFailed(Exception):
+    pass
+
+
+def _store_chunk(
+    org: str, job_id: str, chunk: list[dict[str, Any]], stored: int, tally: dict[str, int], moment: str,
+    remote: ProviderBatch,
+) -> int:
+    """Store one chunk of results, then record the resume point on the job."""
+    try:
+        left = store.put_results(chunk)
+    except errors.Unavailable as exc:
+        raise _StoreFailed(f"storing results: {exc.detail}") from None
+    if left:
+        raise _StoreFailed(f"storing results: DynamoDB left {left} of {len(chunk)} unprocessed; retrying next run")
+    stored += len(chunk)
+    write = _poll_write(moment, None, None, remote.state_data)
+    write.sets.update(results_stored=stored, results_tally=dict(tally))
+    update_running_batch(org, job_id, write)
+    return stored
+
+
+def _finish(job: dict[str, Any], remote: ProviderBatch, moment: str) -> str:
     """The batch's terminal transition. A cancel requested meanwhile (the polled copy of the
     job can be older than it) wins: the write requires that none was, and is redone if one was."""
-    target = terminal_status(item, remote)
-    actions = _poll_actions(moment, remote.counts, None, remote.state_data)
-    stop_reason = (remote.error or "provider_failed") if target == states.FAILED else STOP_REASONS[target]
-    unless_cancelled = None if target == states.CANCELLED else (JobItem.cancel_requested != True)  # noqa: E712
-    org = item.organization_id
-    outcome = update_running_batch(org, item.id, actions + [JobItem.stop_reason.set(stop_reason[:64])], target, unless_cancelled)
+    target = terminal_status(job, remote)
+    stop_reason = ((remote.error or "provider_failed") if target == states.FAILED else STOP_REASONS[target])[:64]
+    org = job["organization_id"]
+    write = _poll_write(moment, remote.counts, None, remote.state_data)
+    write.sets["stop_reason"] = stop_reason
+    if target != states.CANCELLED:
+        write.conditions.append(("cancel_requested", "<>", True))
+    outcome = update_running_batch(org, job["id"], write, target, stop_reason)
     if outcome.applied:
         return target
     current = outcome.job  # as it was when the write was refused
-    if current is not None and current.status == states.RUNNING and current.cancel_requested:
-        if update_running_batch(org, item.id, actions + [JobItem.stop_reason.set("cancelled")], states.CANCELLED).applied:
+    if current is not None and current.get("status") == states.RUNNING and current.get("cancel_requested"):
+        write = _poll_write(moment, remote.counts, None, remote.state_data)
+        write.sets["stop_reason"] = "cancelled"
+        if update_running_batch(org, job["id"], write, states.CANCELLED, "cancelled").applied:
             return states.CANCELLED
     return states.RUNNING

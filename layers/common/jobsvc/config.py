@@ -46,10 +46,17 @@ class Settings:
     batch_max_body_bytes: int
     batch_max_requests: int
     simulated_polls_to_finish: int
+    #: the in-service "simulated" provider (template parameter SimulatedProvider)
+    simulated_provider: bool
     poll_concurrency: int
+    #: at most this many polls of one provider's batches per scheduler run
+    poll_max_per_provider: int
     scheduler_lease_seconds: int
     #: the scheduler stops taking new work when less than this is left before its timeout
     scheduler_reserve_seconds: float
+    #: a terminal job is deleted this long after completed_at (0: kept); RETENTION_DAYS in AWS,
+    #: RETENTION_SECONDS (the local stack's setting) overrides it
+    retention_seconds: int
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> "Settings":
@@ -81,9 +88,12 @@ class Settings:
             batch_max_body_bytes=int(env.get("BATCH_MAX_BODY_BYTES", 5 * 1024 * 1024)),
             batch_max_requests=int(env.get("BATCH_MAX_REQUESTS", 10000)),
             simulated_polls_to_finish=int(env.get("SIMULATED_POLLS_TO_FINISH", 2)),
+            simulated_provider=_bool(env.get("SIMULATED_PROVIDER"), default=True),
             poll_concurrency=int(env.get("POLL_CONCURRENCY", 16)),
+            poll_max_per_provider=int(env.get("POLL_MAX_PER_PROVIDER", 600)),
             scheduler_lease_seconds=int(env.get("SCHEDULER_LEASE_SECONDS", 330)),
             scheduler_reserve_seconds=float(env.get("SCHEDULER_RESERVE_SECONDS", 30)),
+            retention_seconds=int(env.get("RETENTION_SECONDS") or 0) or int(float(env.get("RETENTION_DAYS", 90)) * 86400),
         )
 
 

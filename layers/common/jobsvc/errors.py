@@ -59,3 +59,9 @@ class ProviderFailed(DomainError):
     """The LLM provider refused or could not take the request (502, with its message)."""
 
     status_code = 502
+
+
+class Unavailable(DomainError):
+    """DynamoDB stayed busy (throttling, transaction conflicts, its own 5xx) after our retries (503)."""
+
+    status_code = 503

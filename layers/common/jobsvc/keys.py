@@ -38,7 +38,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "create":
         if not args.organization.strip() or not args.user.strip():
             parser.error("--organization and --user must not be empty")
-        key = auth.create_key(args.organization, args.user, name=args.name)
+        try:
+            key = auth.create_key(args.organization, args.user, name=args.name)
+        except ValueError as exc:
+            parser.error(str(exc))
         print(f"key:    {key}")
         print(f"key id: {auth.hash_key(key)}")
         print("Store the key now: it is not shown again.", file=sys.stderr)

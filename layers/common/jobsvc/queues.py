@@ -10,7 +10,7 @@ from .config import settings
 
 @lru_cache(maxsize=1)
 def _client() -> Any:
-    import botocore.session  # botocore is loaded already (PynamoDB); boto3 is not needed
+    import botocore.session  # botocore is loaded already (storage); boto3 is not needed
 
     cfg = settings()
     return botocore.session.get_session().create_client("sqs", region_name=cfg.region)

@@ -11,11 +11,14 @@ from __future__ import annotations
 import logging
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Any, Callable
 
-from . import batches, jobs, storage
+from . import batches, jobs
 from .config import settings
-from .timeutil import epoch, iso, now
+from .storage import access, layout
+from .storage import batches as batch_store
+from .storage import jobs as job_store
+from .timeutil import epoch, now
 
 LEASE = "scheduler"
 #: at most this many timeouts per run, so that a backlog never starves the batch poller
@@ -30,19 +33,22 @@ class RunReport:
     lease_until: int | None = None
     expired: int = 0
     heartbeat_failed: int = 0
+    rescheduled: int = 0
     polled: int = 0
     still_running: int = 0
+    resuming: int = 0
     ended: dict[str, int] = field(default_factory=dict)
     poll_errors: int = 0
     left_for_next_run: int = 0
+    capped: dict[str, int] = field(default_factory=dict)
 
 
 def run(remaining_ms: Callable[[], int], run_id: str) -> RunReport:
     cfg = settings()
     start = epoch()
-    held = storage.take_lease(LEASE, run_id, start, start + cfg.scheduler_lease_seconds)
+    held = access.take_lease(LEASE, run_id, start, start + cfg.scheduler_lease_seconds)
     if held is not None:
-        return RunReport(ran=False, lease_holder=held.holder, lease_until=int(held.until))
+        return RunReport(ran=False, lease_holder=held.get("holder"), lease_until=int(held.get("until", 0)))
     report = RunReport(ran=True)
     reserve_ms = cfg.scheduler_reserve_seconds * 1000
 
@@ -51,46 +57,65 @@ def run(remaining_ms: Callable[[], int], run_id: str) -> RunReport:
 
     try:
         sweep(report, time_left)
-        poll_batches(report, time_left, cfg.poll_concurrency)
+        poll_batches(report, time_left, cfg.poll_concurrency, cfg.poll_max_per_provider)
     finally:
-        storage.release_lease(LEASE, run_id)
+        access.release_lease(LEASE, run_id)
     return report
 
 
-def sweep(report: RunReport, time_left: Callable[[], bool]) -> None:
-    """Expire created/pending jobs past expires_at; fail running jobs whose heartbeat stopped."""
-    now_iso, now_epoch = iso(now()), epoch()
-    done = 0
-    for org, job_id in storage.due_expiries(now_iso):
-        if done >= MAX_SWEEP or not time_left():
+def sweep(report: RunReport, time_left: Callable[[], bool], limit: int = MAX_SWEEP) -> None:
+    """Look at every job whose due date has passed (the due index): expire created/pending
+    jobs past expires_at, fail running jobs whose heartbeat stopped, and give the others
+    their next due date. Jobs are read 100 at a time (BatchGetItem), each acted on by one
+    conditional write that re-checks the deadline (a heartbeat that lands first wins)."""
+    moment = now()
+    entries = job_store.due_entries(int(moment.timestamp()), limit)
+    for start in range(0, len(entries), 100):
+        if not time_left():
             break  # the rest is still due at the next run
-        report.expired += jobs.expire_if_due(org, job_id, now_iso)
-        done += 1
-    for org, job_id in storage.due_heartbeats(now_epoch):
-        if done >= MAX_SWEEP or not time_left():
-            break
-        report.heartbeat_failed += jobs.fail_if_heartbeat_missed(org, job_id, now_epoch)
-        done += 1
+        chunk = entries[start:start + 100]
+        found = {r["sk"]: r for r in job_store.read_items(chunk)}
+        for entry in chunk:
+            job_id = layout.id_of_sk(entry["sk"])
+            org = layout.org_of_pk(entry["pk"])
+            outcome = jobs.sweep_one(org, job_id, found.get(entry["sk"]), moment)
+            if outcome == "expired":
+                report.expired += 1
+            elif outcome == "failed":
+                report.heartbeat_failed += 1
+            elif outcome in ("rescheduled", "removed"):
+                report.rescheduled += 1
 
 
-def poll_batches(report: RunReport, time_left: Callable[[], bool], concurrency: int) -> None:
-    """Poll every running batch, ``concurrency`` at a time; one bad batch never stops the others."""
-
-    running = storage.running_batches()
+def poll_batches(report: RunReport, time_left: Callable[[], bool], concurrency: int, per_provider: int) -> None:
+    """Poll running batches, least recently polled first, ``concurrency`` at a time and at
+    most ``per_provider`` per provider per run (so a slow provider's tail is reached next
+    run, and no provider is flooded); one bad batch never stops the others."""
+    entries = batch_store.polling_entries()
+    running = batch_store.read_jobs(entries)
+    taken: dict[str, int] = {}
+    chosen = []
+    for job in running:
+        provider = job.get("provider", "")
+        if taken.get(provider, 0) >= per_provider:
+            report.capped[provider] = report.capped.get(provider, 0) + 1
+            continue
+        taken[provider] = taken.get(provider, 0) + 1
+        chosen.append(job)
     # one adapter (and HTTP session, and key lookup) per provider, shared by the pool
-    adapters = {name: batches.adapter_for(name) for name in {item.provider for item in running}}
+    adapters = {name: batches.adapter_for(name) for name in taken}
 
-    def one(item: storage.JobItem) -> str:
+    def one(job: dict[str, Any]) -> str:
         if not time_left():
             return "left"
         try:
-            return batches.poll(item, adapters[item.provider])
+            return batches.poll(job, adapters[job["provider"]], time_left)
         except Exception:  # a fault of ours or of DynamoDB: log it, the next run retries
-            log.exception("polling batch %s failed", item.id)
+            log.exception("polling batch %s failed", job.get("id"))
             return "error"
 
     with ThreadPoolExecutor(max_workers=max(1, concurrency)) as pool:
-        outcomes = list(pool.map(one, running))
+        outcomes = list(pool.map(one, chosen))
     for outcome in outcomes:
         if outcome == "left":
             report.left_for_next_run += 1
@@ -98,6 +123,8 @@ def poll_batches(report: RunReport, time_left: Callable[[], bool], concurrency: 
         report.polled += 1
         if outcome == "running":
             report.still_running += 1
+        elif outcome == "resuming":
+            report.resuming += 1
         elif outcome == "error":
             report.poll_errors += 1
         else:

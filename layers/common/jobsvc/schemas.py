@@ -92,6 +92,14 @@ class Message(BaseModel):
     created_at: str
 
 
+class HistoryEntry(BaseModel):
+    status: Status
+    from_: Optional[Status] = Field(alias="from")
+    at: str
+    actor: str
+    stop_reason: Optional[str]
+
+
 class Error(BaseModel):
     detail: Union[str, list[Any]]
 

@@ -21,3 +21,15 @@ def now_iso() -> str:
 
 def epoch() -> int:
     return int(time.time())
+
+
+def parse_iso(value: str) -> datetime:
+    """An RFC 3339 time (``Z`` or an offset; seconds with or without a fraction), in UTC.
+    Raises ValueError for anything else, including a time without an offset."""
+    text = value.strip()
+    if text.endswith(("Z", "z")):
+        text = text[:-1] + "+00:00"
+    moment = datetime.fromisoformat(text)
+    if moment.tzinfo is None or "T" not in text.upper():
+        raise ValueError(f"not an RFC 3339 time: {value!r}")
+    return moment.astimezone(timezone.utc)

@@ -13,7 +13,7 @@ attempt:
    delay; when retries are exhausted (or the URL is refused) it sends the
    event to the dead-letter queue; ``410 Gone`` stops at once;
 4. records the attempt, the delivery's state and the job's ``callback_*``
-   members in one transaction.
+   view in one write of the job's webhook item (storage/webhooks.py).
 
 A sender that crashes mid-attempt leaves the delivery "sending" with a lease;
 a later claim takes it over once the lease has run out, so no event is lost.
@@ -25,12 +25,14 @@ import random
 from dataclasses import asdict, dataclass, replace
 from typing import Any, Callable
 
-from . import errors, ids, queues, signing, states, storage
+from . import errors, ids, queues, signing, states
 from .auth import Actor
 from .config import settings
-from .jobs import parse_job_id, to_public
-from .storage import JobItem
-from .timeutil import epoch, iso, now
+from .jobs import parse_job_id, retention_ttl, to_public
+from .storage import jobs as job_store
+from .storage import webhooks as store
+from .storage.db import from_item
+from .timeutil import epoch, iso, now, parse_iso
 
 DELIVERED, RETRYING, DEAD_LETTERED, GONE, DEFERRED, DUPLICATE, JOB_DELETED = (
     "delivered", "retrying", "dead-lettered", "gone", "deferred", "duplicate", "job-deleted",
@@ -67,6 +69,9 @@ class Task:
     payload: dict[str, Any] | None = None
     seen: int = 0  # attempts known to have been made
     takeover: bool = False  # claim attempt `seen + 1` if attempt `seen` was abandoned
+    #: a dead letter: sent back to the retry queue (by the operator's redrive), it is
+    #: attempted again, starting a new round of retries
+    redrive: bool = False
 
     def message(self) -> dict[str, Any]:
         return {**asdict(self), "payload": None}
@@ -79,8 +84,8 @@ class Task:
         # a dead letter carries more members (attempts, last_error): it can be redriven as is
         return cls(**{name: data[name] for name in cls.__dataclass_fields__ if name in data})
 
-    def next(self, seen: int, takeover: bool = False) -> "Task":
-        return Task(**{**asdict(self), "seen": seen, "takeover": takeover})
+    def next(self, seen: int, takeover: bool = False, redrive: bool = False) -> "Task":
+        return Task(**{**asdict(self), "seen": seen, "takeover": takeover, "redrive": redrive})
 
 
 def task_for(job: dict[str, Any], delivery_id: str | None = None) -> Task:
@@ -105,7 +110,7 @@ def task_from_stream(old_image: dict | None, new_image: dict | None) -> Task | N
         return None
     if not new_image.get("callback_url", {}).get("S"):
         return None
-    return task_for(to_public(JobItem.from_raw_data(new_image)))
+    return task_for(to_public(from_item(new_image) or {}))
 
 
 def backoff_seconds(failed_attempt: int, rand: Callable[[], float] = random.random) -> int:
@@ -118,17 +123,17 @@ def backoff_seconds(failed_attempt: int, rand: Callable[[], float] = random.rand
     return max(1, min(round(cfg.webhook_backoff_cap_seconds), round(base * (0.75 + 0.5 * rand()))))
 
 
-def _secret(org: str) -> storage.WebhookSecretItem:
+def _secret(org: str) -> dict[str, Any]:
     """The organization's secret item, made on first use."""
-    return storage.get_webhook_secret(org) or storage.create_webhook_secret(org, signing.generate_secret())
+    return store.get_secret(org) or store.create_secret(org, signing.generate_secret())
 
 
 def signing_secrets(org: str) -> list[str]:
     """The secrets that sign a delivery now: the current one, and the previous one for 24 h."""
     item = _secret(org)
-    secrets = [item.secret]
-    if item.previous_secret and item.previous_valid_until and item.previous_valid_until > epoch():
-        secrets.append(item.previous_secret)
+    secrets = [item["secret"]]
+    if item.get("previous_secret") and item.get("previous_valid_until") and item["previous_valid_until"] > epoch():
+        secrets.append(item["previous_secret"])
     return secrets
 
 
@@ -137,21 +142,23 @@ def deliver(task: Task) -> str:
     from . import sender  # requests: only the callbacks function sends, the API only queues
 
     cfg = settings()
+    job, _ = job_store.get_job(task.organization_id, task.job_id)
+    if job is None:
+        return JOB_DELETED  # deleted while its webhook was pending: nothing to announce
     if task.payload is None:
-        item = storage.get_job(task.organization_id, task.job_id)
-        if item is None:
-            return JOB_DELETED
-        task = replace(task, payload=event_payload(to_public(item)))
+        task = replace(task, payload=event_payload(to_public(job)))
+    assert task.payload is not None
     moment = epoch()
-    claim = storage.claim_delivery(
-        task.organization_id, task.job_id, task.delivery_id, task.webhook_id, task.seen,
-        moment, moment + cfg.webhook_lease_seconds, takeover=task.takeover,
+    completed = task.payload.get("completed_at")
+    ttl = retention_ttl(int(parse_iso(completed).timestamp())) if completed else None
+    claim = store.claim(
+        task.organization_id, task.job_id, task.delivery_id, task.seen, moment, moment + cfg.webhook_lease_seconds,
+        takeover=task.takeover, redrive=task.redrive, ttl=ttl,
     )
     if not claim.claimed:
         return _refused_claim(task, claim, moment)
 
     attempt = claim.attempt
-    assert task.payload is not None
     body = json.dumps(task.payload, separators=(",", ":"), ensure_ascii=False)
     timestamp = epoch()
     headers = {
@@ -166,95 +173,90 @@ def deliver(task: Task) -> str:
     )
 
     if outcome.succeeded:
-        state, result = "succeeded", DELIVERED
+        state, result = store.SUCCEEDED, DELIVERED
     elif outcome.status_code == 410:
-        state, result = "gone", GONE
-    elif outcome.final or attempt > cfg.webhook_max_retries:
-        state, result = "failed", DEAD_LETTERED
+        state, result = store.GONE, GONE
+    elif outcome.final or attempt - claim.round_start > cfg.webhook_max_retries:
+        state, result = store.FAILED, DEAD_LETTERED
     else:
-        state, result = "waiting", RETRYING
+        state, result = store.WAITING, RETRYING
 
     # the next hop is queued before the outcome is recorded: a crash in between
     # leaves the delivery "sending" under a lease, which a later claim takes over
-    if state == "waiting":
-        queues.send(cfg.webhook_queue_url, task.next(seen=attempt).message(), backoff_seconds(attempt))
-    elif state == "failed":
+    if state == store.WAITING:
+        queues.send(cfg.webhook_queue_url, task.next(seen=attempt).message(), backoff_seconds(attempt - claim.round_start))
+    elif state == store.FAILED:
         queues.send(cfg.webhook_dlq_url, {
-            **task.next(seen=attempt).message(),
+            **task.next(seen=attempt, redrive=True).message(),
             "attempts": attempt, "last_error": outcome.error, "last_status_code": outcome.status_code,
         })
 
-    record = storage.AttemptItem(
-        storage.job_children_pk(task.job_id), f"ATT#{ids.uuid7()}",
-        webhook_id=task.webhook_id, delivery_id=task.delivery_id, event_type=task.payload["type"],
-        attempt=attempt, sent_at=sent_at, status_code=outcome.status_code, error=outcome.error,
-        duration_ms=outcome.duration_ms, succeeded=outcome.succeeded,
+    entry = {
+        "webhook_id": task.webhook_id, "delivery_id": task.delivery_id, "event_type": task.payload["type"],
+        "attempt": attempt, "sent_at": sent_at, "status_code": outcome.status_code, "error": outcome.error,
+        "duration_ms": outcome.duration_ms, "succeeded": outcome.succeeded,
+    }
+    store.record(
+        task.organization_id, task.job_id, task.delivery_id, attempt, claim.seq, state, entry,
+        failed_at=sent_at if state == store.FAILED else None,
     )
-    job_actions = [
-        JobItem.callback_sent_at.set(sent_at),
-        JobItem.callback_status_code.set(outcome.status_code) if outcome.status_code is not None
-        else JobItem.callback_status_code.remove(),
-        JobItem.callback_error.set(outcome.error) if outcome.error else JobItem.callback_error.remove(),
-    ]
-    storage.record_attempt(task.organization_id, task.job_id, task.delivery_id, record, state, job_actions)
     return result
 
 
-def _refused_claim(task: Task, claim: storage.Claim, moment: int) -> str:
-    if claim.job_missing:
-        return JOB_DELETED  # deleted while its webhook was pending: nothing to send
+def _refused_claim(task: Task, claim: store.Claim, moment: int) -> str:
     current = claim.current
-    if current is None or current.state != "sending":
+    if current is None or current.get("st") != store.SENDING:
         return DUPLICATE  # already delivered, given up, or another attempt owns the next step
-    if current.lease_until < moment and not task.takeover:
-        return deliver(task.next(seen=int(current.attempts), takeover=True))
+    attempts, lease_until = int(current.get("n", 0)), int(current.get("lease", 0))
+    if lease_until < moment and not task.takeover:
+        return deliver(task.next(seen=attempts, takeover=True))
     # someone is sending right now, or crashed doing so: look again when the lease has run
     # out (the check also takes the next attempt if the holder only failed to queue it)
-    delay = int(current.lease_until) - moment + 1
-    queues.send(settings().webhook_queue_url, task.next(seen=int(current.attempts), takeover=True).message(), delay)
+    queues.send(settings().webhook_queue_url, task.next(seen=attempts, takeover=True).message(), lease_until - moment + 1)
     return DEFERRED
 
 
 # ---- API: attempts, redelivery, secrets ------------------------------------------------
 
 
+ATTEMPT_FIELDS = ("webhook_id", "event_type", "attempt", "sent_at", "status_code", "error", "duration_ms", "succeeded")
+
+
 def list_attempts(actor: Actor, job_id: str, limit: int = 100) -> list[dict[str, Any]]:
+    """The job's webhook attempts, oldest first (the last ``LOG_SIZE`` are kept)."""
     job_id = parse_job_id(job_id)
-    if storage.get_job(actor.organization_id, job_id) is None:
+    job, webhook = job_store.get_job(actor.organization_id, job_id)
+    if job is None:
         raise errors.JobNotFound(job_id)
-    return [
-        {
-            "webhook_id": a.webhook_id, "event_type": a.event_type, "attempt": int(a.attempt),
-            "sent_at": a.sent_at, "status_code": None if a.status_code is None else int(a.status_code),
-            "error": a.error, "duration_ms": int(a.duration_ms), "succeeded": a.succeeded,
-        }
-        for a in storage.list_attempts(job_id, limit)
-    ]
+    return [{name: entry.get(name) for name in ATTEMPT_FIELDS} for entry in store.attempts(webhook)][:limit]
 
 
 def request_redelivery(actor: Actor, job_id: str) -> dict[str, str]:
     """Queue the terminal event of a job again (a new delivery, the same webhook-id)."""
     job_id = parse_job_id(job_id)
-    item = storage.get_job(actor.organization_id, job_id)
-    if item is None:
+    job, _ = job_store.get_job(actor.organization_id, job_id)
+    if job is None:
         raise errors.JobNotFound(job_id)
-    if not states.is_terminal(item.status):
-        raise errors.InvalidTransition(f"job {job_id} is {item.status}; only a terminal job has an event to redeliver", item.status)
-    if not item.callback_url:
-        raise errors.InvalidTransition(f"job {job_id} has no callback_url", item.status)
-    job = to_public(item)
-    webhook_id = webhook_id_for(job_id, item.status)
+    if not states.is_terminal(job["status"]):
+        raise errors.InvalidTransition(f"job {job_id} is {job['status']}; only a terminal job has an event to redeliver", job["status"])
+    if not job.get("callback_url"):
+        raise errors.InvalidTransition(f"job {job_id} has no callback_url", job["status"])
+    return _queue_redelivery(to_public(job))
+
+
+def _queue_redelivery(job: dict[str, Any]) -> dict[str, str]:
+    webhook_id = webhook_id_for(job["id"], job["status"])
     task = task_for(job, delivery_id=f"{webhook_id}.redelivery-{ids.uuid7().hex}")
     queues.send(settings().webhook_queue_url, task.message())
     return {"webhook_id": task.webhook_id, "delivery_id": task.delivery_id}
 
 
 def get_secret(actor: Actor) -> dict[str, str]:
-    return {"secret": _secret(actor.organization_id).secret}
+    return {"secret": _secret(actor.organization_id)["secret"]}
 
 
 def rotate_secret(actor: Actor) -> dict[str, str]:
     org = actor.organization_id
     _secret(org)  # a first rotation still keeps a (new) previous secret for 24 h
-    item = storage.rotate_webhook_secret(org, signing.generate_secret(), epoch() + 24 * 3600, iso(now()))
-    return {"secret": item.secret}
+    item = store.rotate_secret(org, signing.generate_secret(), epoch() + 24 * 3600, iso(now()))
+    return {"secret": item["secret"]}

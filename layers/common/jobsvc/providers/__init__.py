@@ -21,7 +21,11 @@ def get(name: str) -> Provider:
 
         return Guarded(OpenAIProvider.from_settings())
     if name == "simulated":
+        from ..config import settings
         from .simulated import SimulatedProvider
+
+        if not settings().simulated_provider:
+            raise ProviderNotConfigured("the simulated provider is switched off in this deployment")
 
         return Guarded(SimulatedProvider())
     raise ProviderNotConfigured(f"unknown provider {name!r}")

@@ -22,6 +22,10 @@ class ProviderError(Exception):
 class ProviderRefused(ProviderError):
     """The provider answered and said no (a 4xx): its message is shown to the user."""
 
+    def __init__(self, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+
 
 class ProviderNotConfigured(Exception):
     """No key (or an unknown provider): the request is invalid here (422)."""
@@ -158,7 +162,7 @@ def call(session: Any, method: str, url: str, timeout: float, **kwargs: Any) -> 
     if response.status_code >= 500 or response.status_code == 429:
         raise ProviderError(f"{method} {url}: HTTP {response.status_code}: {_message(response)}")
     if response.status_code >= 400:
-        raise ProviderRefused(f"HTTP {response.status_code}: {_message(response)}")
+        raise ProviderRefused(f"HTTP {response.status_code}: {_message(response)}", response.status_code)
     try:
         data = response.json()
     except ValueError:

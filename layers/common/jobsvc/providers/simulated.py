@@ -11,8 +11,8 @@ import json
 import uuid
 from typing import Any, Iterator
 
-from .. import storage
 from ..config import settings
+from ..storage import batches as store
 from ..timeutil import now_iso
 from .base import ENDED, ITEM_STATUS, PROCESSING, ProviderBatch, ProviderRefused, Result, counts
 
@@ -20,51 +20,56 @@ OUTCOMES = tuple(ITEM_STATUS)  # succeeded, errored, canceled, expired
 MAX_BYTES = 300_000  # what fits in one item of the table
 
 
+def invalid_request(params: Any) -> str | None:
+    """Why the simulated provider would refuse a request's params (None: it would not)."""
+    outcome = params.get("simulate", "succeeded") if isinstance(params, dict) else None
+    if outcome not in OUTCOMES:
+        return f"params.simulate must be one of {', '.join(OUTCOMES)}"
+    return None
+
+
 class SimulatedProvider:
     name = "simulated"
 
     def submit(self, batch_requests: list[dict[str, Any]]) -> ProviderBatch:
         for request in batch_requests:
-            outcome = request["params"].get("simulate", "succeeded")
-            if outcome not in OUTCOMES:
-                raise ProviderRefused(f"simulate must be one of {', '.join(OUTCOMES)} (request {request['custom_id']})")
+            problem = invalid_request(request["params"])
+            if problem:
+                raise ProviderRefused(f"{problem} (request {request['custom_id']})", 400)
         body = json.dumps(batch_requests, separators=(",", ":"))
         if len(body.encode()) > MAX_BYTES:
-            raise ProviderRefused(f"the simulated provider takes batches up to {MAX_BYTES} bytes")
+            raise ProviderRefused(f"the simulated provider takes batches up to {MAX_BYTES} bytes", 413)
         batch_id = f"simbatch_{uuid.uuid4().hex}"
-        storage.put_simulated_batch(
-            storage.SimulatedBatchItem(f"SIMBATCH#{batch_id}", "SIMBATCH", requests_json=body, created_at=now_iso())
-        )
+        store.put_simulated_batch(batch_id, {"requests_json": body, "created_at": now_iso(), "polls": 0, "cancel_requested": False})
         return ProviderBatch(batch_id, PROCESSING, counts(processing=len(batch_requests)), "in_progress")
 
-    def _item(self, batch_id: str) -> storage.SimulatedBatchItem:
-        item = storage.simulated_batch(batch_id)
+    def _item(self, batch_id: str) -> dict[str, Any]:
+        item = store.simulated_batch(batch_id)
         if item is None:
-            raise ProviderRefused(f"no simulated batch {batch_id}")
+            raise ProviderRefused(f"no simulated batch {batch_id}", 404)
         return item
 
     def retrieve(self, batch_id: str) -> ProviderBatch:
         self._item(batch_id)
-        storage.count_simulated_poll(batch_id)
-        return self._state(self._item(batch_id))
+        return self._state(store.count_simulated_poll(batch_id))
 
     def cancel(self, batch_id: str) -> ProviderBatch:
         self._item(batch_id)
-        storage.cancel_simulated_batch(batch_id)
+        store.cancel_simulated_batch(batch_id)
         item = self._item(batch_id)
         return ProviderBatch(batch_id, PROCESSING, self._state(item).counts, "canceling")
 
-    def _outcomes(self, item: storage.SimulatedBatchItem) -> list[tuple[str, str]]:
-        requests = json.loads(item.requests_json)
+    def _outcomes(self, item: dict[str, Any]) -> list[tuple[str, str]]:
+        requests = json.loads(item["requests_json"])
         return [
-            (r["custom_id"], "canceled" if item.cancel_requested else r["params"].get("simulate", "succeeded"))
+            (r["custom_id"], "canceled" if item.get("cancel_requested") else r["params"].get("simulate", "succeeded"))
             for r in requests
         ]
 
-    def _state(self, item: storage.SimulatedBatchItem) -> ProviderBatch:
-        batch_id = item.pk.removeprefix("SIMBATCH#")
+    def _state(self, item: dict[str, Any]) -> ProviderBatch:
+        batch_id = item["pk"].removeprefix("SIMBATCH#")
         outcomes = self._outcomes(item)
-        if item.cancel_requested or item.polls > settings().simulated_polls_to_finish:
+        if item.get("cancel_requested") or int(item.get("polls", 0)) > settings().simulated_polls_to_finish:
             tally = counts(**{o: sum(1 for _, x in outcomes if x == o) for o in OUTCOMES})
             return ProviderBatch(batch_id, ENDED, tally, "ended")
         return ProviderBatch(batch_id, PROCESSING, counts(processing=len(outcomes)), "in_progress")

@@ -1,0 +1,200 @@
+"""Webhook state: one item per job (``JOB#<id>#WH``, right after the job), and the secrets.
+
+The item holds, for each delivery of the job's terminal event (the first one and
+every redelivery), its state (``d_<delivery id>``: ``st`` sending | waiting |
+succeeded | gone | failed, ``n`` attempts made, ``lease`` until when a sender
+owns it, ``r0`` the attempt a dead letter's redrive started from); the view a
+reader of the job sees (``callback_sent_at``, ``callback_status_code``,
+``callback_error``: the last attempt); and the attempts themselves (``log``, the
+last ``LOG_SIZE`` attempts, slot = the attempt's sequence number modulo that).
+A delivery whose retries ran out is in the ``failed`` index (``fail_pk``,
+``fail_at``) until a later delivery of the job succeeds.
+
+A first attempt that succeeds costs two writes of this small item (the claim
+and the record), and never rewrites the job.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from . import layout
+from .db import Expr, Refused, call, from_item, table, to_item, update_expression
+
+LOG_SIZE = 50
+SENDING, WAITING, SUCCEEDED, GONE, FAILED = "sending", "waiting", "succeeded", "gone", "failed"
+
+
+def delivery_attribute(delivery_id: str) -> str:
+    return f"d_{delivery_id}"
+
+
+@dataclass
+class Claim:
+    claimed: bool
+    attempt: int = 0  # the number of the attempt this claim allows (1-based, counted per delivery)
+    round_start: int = 0  # attempts made before this round (a redriven dead letter starts a new one)
+    seq: int = 0  # the attempt's number among all of the job's attempts (its log slot)
+    current: dict[str, Any] | None = None  # the delivery as it was, when the claim was refused
+
+
+def claim(
+    org: str, job_id: str, delivery_id: str, seen: int, now_epoch: int, lease_until: int,
+    takeover: bool = False, redrive: bool = False, ttl: int | None = None,
+) -> Claim:
+    """Take the right to make attempt ``seen + 1`` of a delivery (one UpdateItem).
+
+    ``seen`` is how many attempts the caller knows were made: 0 for a new event, k for
+    the retry queued after attempt k. A plain claim succeeds for a new delivery or for
+    the retry the delivery waits for; a ``takeover`` also if attempt ``seen`` is still
+    "sending" and its holder's lease has run out (it crashed); a ``redrive`` (a dead
+    letter sent back) if the delivery ended failed after ``seen`` attempts, and starts a
+    new round of retries. Anything else is a duplicate (a stream record or SQS message
+    seen twice) and is refused, so one event is never sent by two holders at once.
+    """
+    e = Expr()
+    d = e.n(delivery_attribute(delivery_id))
+    state = lambda st: f"{d}.{e.n('st')} = {e.v(st)} AND {d}.{e.n('n')} = {e.v(seen)}"  # noqa: E731
+    sets = [
+        f"{e.n('organization_id')} = {e.v(org)}", f"{e.n('job_id')} = {e.v(job_id)}",
+        f"{e.n('log')} = if_not_exists({e.n('log')}, {e.v({})})",
+    ]
+    if ttl is not None:
+        sets.append(f"{e.n('ttl')} = {e.v(ttl)}")
+    if seen == 0 and not takeover:
+        condition = f"attribute_not_exists({d})"
+        sets.append(f"{d} = {e.v({'st': SENDING, 'n': 1, 'lease': lease_until, 'r0': 0})}")
+    else:
+        if redrive:
+            condition = state(FAILED)
+            sets.append(f"{d}.{e.n('r0')} = {e.v(seen)}")
+        elif takeover:
+            condition = f"({state(SENDING)} AND {d}.{e.n('lease')} < {e.v(now_epoch)}) OR ({state(WAITING)})"
+        else:
+            condition = state(WAITING)
+        sets += [
+            f"{d}.{e.n('st')} = {e.v(SENDING)}", f"{d}.{e.n('n')} = {e.v(seen + 1)}",
+            f"{d}.{e.n('lease')} = {e.v(lease_until)}",
+        ]
+    try:
+        data = call(
+            "UpdateItem", TableName=table(), Key=to_item(layout.webhook_key(org, job_id)),
+            UpdateExpression=update_expression(sets, adds=[f"{e.n('seq')} {e.v(1)}"]),
+            ConditionExpression=condition, ReturnValues="ALL_NEW", ReturnValuesOnConditionCheckFailure="ALL_OLD",
+            **e.kwargs(),
+        )
+    except Refused as refused:
+        current = (refused.item or {}).get(delivery_attribute(delivery_id))
+        return Claim(False, current=current)
+    item = from_item(data["Attributes"]) or {}
+    delivery = item[delivery_attribute(delivery_id)]
+    return Claim(True, attempt=seen + 1, round_start=int(delivery.get("r0", 0)), seq=int(item["seq"]))
+
+
+def record(
+    org: str, job_id: str, delivery_id: str, attempt: int, seq: int, state: str, entry: dict[str, Any],
+    failed_at: str | None = None,
+) -> bool:
+    """Write one attempt's outcome (one UpdateItem): the delivery's state, the job's
+    ``callback_*`` view and the attempt in the log. ``failed_at`` puts the item in the
+    failed index (retries exhausted); a success takes it out. False if the claim was lost."""
+    e = Expr()
+    d = e.n(delivery_attribute(delivery_id))
+    sets = [
+        f"{d}.{e.n('st')} = {e.v(state)}",
+        f"{e.n('callback_sent_at')} = {e.v(entry['sent_at'])}",
+        f"{e.n('log')}.{e.n(str(seq % LOG_SIZE))} = {e.v({**entry, 'seq': seq})}",
+    ]
+    removes = []
+    for name in ("status_code", "error"):
+        target = e.n(f"callback_{name}")
+        if entry.get(name) is None:
+            removes.append(target)
+        else:
+            sets.append(f"{target} = {e.v(entry[name])}")
+    if failed_at is not None:
+        sets += [f"{e.n('fail_pk')} = {e.v(layout.failed_pk(org, job_id))}", f"{e.n('fail_at')} = {e.v(failed_at)}"]
+    elif state == SUCCEEDED:
+        removes += [e.n("fail_pk"), e.n("fail_at")]
+    try:
+        call(
+            "UpdateItem", TableName=table(), Key=to_item(layout.webhook_key(org, job_id)),
+            UpdateExpression=update_expression(sets, removes),
+            ConditionExpression=f"{d}.{e.n('n')} = {e.v(attempt)} AND {d}.{e.n('st')} = {e.v(SENDING)}",
+            **e.kwargs(),
+        )
+    except Refused:
+        return False
+    return True
+
+
+def attempts(webhook_state: dict[str, Any] | None) -> list[dict[str, Any]]:
+    """The attempts kept in a webhook item, oldest first."""
+    log = (webhook_state or {}).get("log") or {}
+    return sorted(log.values(), key=lambda entry: entry.get("seq", 0))
+
+
+def deliveries(webhook_state: dict[str, Any] | None) -> dict[str, dict[str, Any]]:
+    return {k[2:]: v for k, v in (webhook_state or {}).items() if k.startswith("d_") and isinstance(v, dict)}
+
+
+def failed_since(org: str, since: str, until: str, limit: int) -> list[dict[str, Any]]:
+    """Webhook items whose last delivery ended failed between ``since`` and ``until``
+    (the failed index, one Query per shard, at most ``limit`` in all)."""
+    found: list[dict[str, Any]] = []
+    for pk in layout.failed_pks(org):
+        e = Expr()
+        start: dict[str, Any] | None = None
+        while len(found) < limit:
+            kwargs: dict[str, Any] = {"ExclusiveStartKey": start} if start else {}
+            data = call(
+                "Query", TableName=table(), IndexName="failed", Limit=limit - len(found),
+                KeyConditionExpression=f"{e.n('fail_pk')} = {e.v(pk)} AND {e.n('fail_at')} BETWEEN {e.v(since)} AND {e.v(until)}",
+                **e.kwargs(), **kwargs,
+            )
+            found += [r for r in map(from_item, data.get("Items", [])) if r]
+            start = data.get("LastEvaluatedKey")
+            if not start:
+                break
+    return found[:limit]
+
+
+def delete_webhook_state(org_shard_pk: str, job_id: str) -> None:
+    call("DeleteItem", TableName=table(), Key=to_item({"pk": org_shard_pk, "sk": f"JOB#{job_id}{layout.WEBHOOK_SUFFIX}"}))
+
+
+# ---- secrets ---------------------------------------------------------------------------
+
+
+def get_secret(org: str) -> dict[str, Any] | None:
+    data = call("GetItem", TableName=table(), Key=to_item(layout.secret_key(org)), ConsistentRead=True)
+    return from_item(data.get("Item"))
+
+
+def create_secret(org: str, secret: str) -> dict[str, Any]:
+    """Store the organization's first secret; if one appeared meanwhile, return that one."""
+    record = {**layout.secret_key(org), "secret": secret}
+    try:
+        call("PutItem", TableName=table(), Item=to_item(record), ConditionExpression="attribute_not_exists(pk)")
+    except Refused:
+        existing = get_secret(org)
+        assert existing is not None
+        return existing
+    return record
+
+
+def rotate_secret(org: str, new_secret: str, previous_valid_until: int, rotated_at: str) -> dict[str, Any]:
+    """Make ``new_secret`` current; the current one stays valid until ``previous_valid_until``
+    (a second rotation within that time drops the oldest)."""
+    e = Expr()
+    data = call(
+        "UpdateItem", TableName=table(), Key=to_item(layout.secret_key(org)),
+        UpdateExpression=update_expression([
+            f"{e.n('previous_secret')} = if_not_exists({e.n('secret')}, {e.v(new_secret)})",
+            f"{e.n('previous_valid_until')} = {e.v(previous_valid_until)}",
+            f"{e.n('secret')} = {e.v(new_secret)}",
+            f"{e.n('rotated_at')} = {e.v(rotated_at)}",
+        ]),
+        ReturnValues="ALL_NEW", **e.kwargs(),
+    )
+    return from_item(data["Attributes"]) or {}
