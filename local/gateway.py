@@ -95,6 +95,10 @@ class Gateway(ThreadingHTTPServer):
                 cookies += [c.strip() for c in value.split(";") if c.strip()]
                 continue
             headers[key] = f"{headers[key]},{value}" if key in headers else value
+        # API Gateway adds these (its own scheme and port: https and 443; here, plain http)
+        headers["x-forwarded-for"] = source_ip
+        headers["x-forwarded-port"] = str(self.server_address[1])
+        headers["x-forwarded-proto"] = "http"
         query: dict[str, str] = {}
         for key, value in parse_qsl(url.query, keep_blank_values=True):
             query[key] = f"{query[key]},{value}" if key in query else value

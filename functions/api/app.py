@@ -56,8 +56,7 @@ def _page(listing: Listing) -> Response:
     if listing.next is None:
         return _json(200, listing.items)
     event = app.current_event
-    query = {k: v for k, v in (event.query_string_parameters or {}).items() if k not in ("before", "after")}
-    query.update(listing.next)
+    query = {**(event.query_string_parameters or {}), **listing.next}
     headers = event.headers or {}
     scheme = (headers.get("x-forwarded-proto") or "https").split(",")[0].strip()
     host = headers.get("host") or event.request_context.domain_name

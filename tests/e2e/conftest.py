@@ -79,6 +79,20 @@ class Api:
         assert isinstance(body, list), body
         return body
 
+    def list_all(self, path: str = "/v1/jobs", **params: Any) -> list[dict]:
+        """Every page of a list, following ``Link: <...>; rel="next"`` (a page may be cut short)."""
+        response = self.get(path, params={k: v for k, v in params.items() if v is not None})
+        items: list[dict] = []
+        for _ in range(1000):
+            assert response.status_code == 200, response.text
+            items += response.json()
+            following = response.links.get("next", {}).get("url")
+            if not following:
+                return items
+            assert following.startswith(self.base), following
+            response = self.session.get(following, timeout=30)
+        raise AssertionError("a list that never ends")
+
     def list_ids(self, path: str = "/v1/jobs", **params: Any) -> list[str]:
         return [item["id"] for item in self.list(path, **params)]
 

@@ -82,7 +82,7 @@ def test_a_cancelled_batch_ends_cancelled(api):
     ({"provider": "simulated", "requests": []}, 422),
     ({"provider": "simulated", "requests": [{"custom_id": "a", "params": {}}, {"custom_id": "a", "params": {}}]}, 422),
     ({"provider": "simulated", "requests": [{"custom_id": "bad id!", "params": {}}]}, 422),
-    ({"provider": "simulated", "requests": [{"custom_id": "a", "params": {"simulate": "exploded"}}]}, 502),
+    ({"provider": "simulated", "requests": [{"custom_id": "a", "params": {"simulate": "exploded"}}]}, 422),
 ])
 def test_bad_batches_are_refused_and_store_nothing(api, body, status):
     before = len(api.get("/v1/batches?limit=1000").json())

@@ -23,9 +23,11 @@ def test_deleting_a_job_deletes_its_messages(api, stack):
     dynamodb = boto3.client("dynamodb", endpoint_url=stack["emulator"], region_name="us-east-1",
                             aws_access_key_id="local", aws_secret_access_key="local")
 
+    from jobsvc.storage import layout
+
     def children() -> list:
         return dynamodb.query(TableName="JobsTable", KeyConditionExpression="pk = :p",
-                              ExpressionAttributeValues={":p": {"S": f"JOB#{job['id']}"}})["Items"]
+                              ExpressionAttributeValues={":p": {"S": layout.children_pk(job["id"])}})["Items"]
 
     deadline = time.monotonic() + 15
     while children() and time.monotonic() < deadline:
@@ -54,9 +56,13 @@ def test_aws_endpoint_url_uses_an_existing_endpoint_and_creates_what_is_missing(
         assert any("(external)" in line for line in lines), lines
         headers = {"Authorization": "Bearer jsk_endpoint_test_0123456789"}
         job = requests.post(f"http://127.0.0.1:{port}/v1/jobs", json={}, headers=headers, timeout=10).json()
+        got = requests.get(f"http://127.0.0.1:{port}/v1/jobs/{job['id']}", headers=headers, timeout=10)
+        assert got.status_code == 200 and got.json()["status"] == "created"
+        # it is in the endpoint given, not in an emulator of the stack's own
         dynamodb = emulator.client("dynamodb")
-        item = dynamodb.get_item(TableName="JobsTable", Key={"pk": {"S": "ORG#org-e"}, "sk": {"S": f"JOB#{job['id']}"}})
-        assert item["Item"]["status"] == {"S": "created"}
+        found = dynamodb.scan(TableName="JobsTable", FilterExpression="id = :id",
+                              ExpressionAttributeValues={":id": {"S": job["id"]}})["Items"]
+        assert [item["status"] for item in found] == [{"S": "created"}]
         assert "WebhookQueue" in " ".join(emulator.client("sqs").list_queues()["QueueUrls"])
     finally:
         proc.terminate()

@@ -72,11 +72,20 @@ def test_filter_operators():
     assert matches({"n": [{"numeric": [">", 1, "<=", 3]}]}, {"n": 3}) and not matches({"n": [{"numeric": [">", 1]}]}, {"n": 1})
 
 
-@pytest.mark.parametrize("attempt,low,high", [(1, 1, 1), (2, 2, 2), (3, 3, 5), (4, 6, 10), (5, 12, 20), (6, 22, 30), (9, 22, 30)])
-def test_backoff_doubles_from_one_second_with_jitter_and_cap(attempt, low, high):
-    values = {webhooks.backoff_seconds(attempt, rand=lambda r=r: r) for r in (0.0, 0.5, 0.999)}
+@pytest.mark.parametrize("attempt,low,high", [(1, 0.75, 1.25), (2, 1.5, 2.5), (3, 3, 5), (4, 6, 10), (5, 12, 20), (6, 22.5, 30), (9, 22.5, 30)])
+def test_backoff_doubles_from_one_second_with_jitter_in_milliseconds_and_cap(attempt, low, high):
+    values = [webhooks.backoff_seconds(attempt, rand=lambda r=r: r) for r in (0.0, 0.25, 0.5, 0.75, 0.999)]
     assert min(values) >= low and max(values) <= high
+    assert values == sorted(values) and len(set(values)) == (5 if attempt < 6 else len(set(values)))
     assert webhooks.backoff_seconds(attempt, rand=lambda: 0.5) == min(30, 2 ** (attempt - 1))
+    # retries 1 and 2 are no longer always exactly 1 s and 2 s
+    assert webhooks.backoff_seconds(1, rand=lambda: 0.1234) == 0.812
+
+
+def test_retry_after_is_honoured_up_to_the_cap():
+    assert webhooks.backoff_seconds(1, rand=lambda: 0.5, retry_after=7) == 7
+    assert webhooks.backoff_seconds(1, rand=lambda: 0.5, retry_after=3600) == 30
+    assert webhooks.backoff_seconds(4, rand=lambda: 0.5, retry_after=1) == 8  # never sooner than the backoff
 
 
 def test_task_message_round_trip():

@@ -35,6 +35,8 @@ class Settings:
     webhook_backoff_cap_seconds: float
     #: how long a delivery attempt is owned by its sender (longer than the function timeout)
     webhook_lease_seconds: int
+    #: webhook attempts one callbacks invocation makes at once
+    webhook_concurrency: int
     #: batches (contract sections 5 and 6)
     anthropic_base_url: str
     anthropic_api_key: str | None
@@ -78,6 +80,7 @@ class Settings:
             webhook_backoff_base_seconds=float(env.get("WEBHOOK_BACKOFF_BASE_SECONDS", 1)),
             webhook_backoff_cap_seconds=float(env.get("WEBHOOK_BACKOFF_CAP_SECONDS", 30)),
             webhook_lease_seconds=int(env.get("WEBHOOK_LEASE_SECONDS", 120)),
+            webhook_concurrency=int(env.get("WEBHOOK_CONCURRENCY", 32)),
             anthropic_base_url=(env.get("ANTHROPIC_BASE_URL") or "https://api.anthropic.com").rstrip("/"),
             anthropic_api_key=env.get("ANTHROPIC_API_KEY") or None,
             anthropic_api_key_parameter=env.get("ANTHROPIC_API_KEY_PARAMETER") or None,

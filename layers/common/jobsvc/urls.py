@@ -7,6 +7,11 @@ from urllib.parse import urlsplit
 
 from .errors import InvalidInput
 
+
+class Unresolvable(InvalidInput):
+    """The host name does not resolve right now (at send time: a failed attempt, retried)."""
+
+
 _INTERNAL_NAMES = {"localhost", "localhost.localdomain", "ip6-localhost", "ip6-loopback"}
 
 
@@ -58,7 +63,7 @@ def check_callback_url(url: str, allow_private: bool, resolve: bool = False) -> 
         try:
             infos = socket.getaddrinfo(host, port or 443, proto=socket.IPPROTO_TCP)
         except (OSError, UnicodeError, ValueError):
-            raise InvalidInput(f"callback_url host {host} does not resolve") from None
+            raise Unresolvable(f"callback_url host {host} does not resolve") from None
         if any(is_internal_address(info[4][0].split("%")[0]) for info in infos):
             raise InvalidInput("callback_url resolves to an internal address")
     return url

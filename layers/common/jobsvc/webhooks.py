@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 import random
+import time
 from dataclasses import asdict, dataclass, replace
 from typing import Any, Callable
 
@@ -72,6 +73,9 @@ class Task:
     #: a dead letter: sent back to the retry queue (by the operator's redrive), it is
     #: attempted again, starting a new round of retries
     redrive: bool = False
+    #: not before this moment (epoch milliseconds): SQS delays whole seconds, the rest of
+    #: a retry's delay is waited by the sender, so the jitter is in milliseconds
+    not_before: int = 0
 
     def message(self) -> dict[str, Any]:
         return {**asdict(self), "payload": None}
@@ -84,8 +88,8 @@ class Task:
         # a dead letter carries more members (attempts, last_error): it can be redriven as is
         return cls(**{name: data[name] for name in cls.__dataclass_fields__ if name in data})
 
-    def next(self, seen: int, takeover: bool = False, redrive: bool = False) -> "Task":
-        return Task(**{**asdict(self), "seen": seen, "takeover": takeover, "redrive": redrive})
+    def next(self, seen: int, takeover: bool = False, redrive: bool = False, not_before: int = 0) -> "Task":
+        return Task(**{**asdict(self), "seen": seen, "takeover": takeover, "redrive": redrive, "not_before": not_before})
 
 
 def task_for(job: dict[str, Any], delivery_id: str | None = None) -> Task:
@@ -113,14 +117,24 @@ def task_from_stream(old_image: dict | None, new_image: dict | None) -> Task | N
     return task_for(to_public(from_item(new_image) or {}))
 
 
-def backoff_seconds(failed_attempt: int, rand: Callable[[], float] = random.random) -> int:
-    """Delay before the next attempt: 1 s after the first failure, doubling, +-25 % jitter, never over the cap.
-
-    SQS delays are whole seconds, so the result is rounded (at least 1).
-    """
+def backoff_seconds(failed_attempt: int, rand: Callable[[], float] = random.random, retry_after: float | None = None) -> float:
+    """Delay before the next attempt: the first delay (1 s) after the first failure, doubling,
+    +-25 % jitter (in milliseconds), never over the cap (30 s); a receiver's ``Retry-After``
+    (on a 429 or 503) is honoured up to the cap. The schedule is a deployment parameter."""
     cfg = settings()
-    base = min(cfg.webhook_backoff_cap_seconds, cfg.webhook_backoff_base_seconds * 2 ** (failed_attempt - 1))
-    return max(1, min(round(cfg.webhook_backoff_cap_seconds), round(base * (0.75 + 0.5 * rand()))))
+    cap = cfg.webhook_backoff_cap_seconds
+    base = min(cap, cfg.webhook_backoff_base_seconds * 2 ** (failed_attempt - 1))
+    delay = min(cap, base * (0.75 + 0.5 * rand()))
+    if retry_after is not None:
+        delay = max(delay, min(cap, retry_after))
+    return round(delay, 3)
+
+
+def _schedule(queue_url: str, task: Task, delay: float) -> None:
+    """Queue a task to run ``delay`` seconds from now: SQS waits the whole seconds, the
+    sender the rest (see ``Task.not_before``)."""
+    not_before = int((time.time() + delay) * 1000)
+    queues.send(queue_url, replace(task, not_before=not_before).message(), int(delay))
 
 
 def _secret(org: str) -> dict[str, Any]:
@@ -142,6 +156,12 @@ def deliver(task: Task) -> str:
     from . import sender  # requests: only the callbacks function sends, the API only queues
 
     cfg = settings()
+    wait = task.not_before / 1000 - time.time()
+    if wait > 0:
+        if wait > 2:  # came much too early (a redrive, a clock): look again later
+            queues.send(cfg.webhook_queue_url, task.message(), int(wait))
+            return DEFERRED
+        time.sleep(wait)
     job, _ = job_store.get_job(task.organization_id, task.job_id)
     if job is None:
         return JOB_DELETED  # deleted while its webhook was pending: nothing to announce
@@ -184,7 +204,8 @@ def deliver(task: Task) -> str:
     # the next hop is queued before the outcome is recorded: a crash in between
     # leaves the delivery "sending" under a lease, which a later claim takes over
     if state == store.WAITING:
-        queues.send(cfg.webhook_queue_url, task.next(seen=attempt).message(), backoff_seconds(attempt - claim.round_start))
+        delay = backoff_seconds(attempt - claim.round_start, retry_after=outcome.retry_after)
+        _schedule(cfg.webhook_queue_url, task.next(seen=attempt), delay)
     elif state == store.FAILED:
         queues.send(cfg.webhook_dlq_url, {
             **task.next(seen=attempt, redrive=True).message(),
@@ -212,7 +233,7 @@ def _refused_claim(task: Task, claim: store.Claim, moment: int) -> str:
         return deliver(task.next(seen=attempts, takeover=True))
     # someone is sending right now, or crashed doing so: look again when the lease has run
     # out (the check also takes the next attempt if the holder only failed to queue it)
-    queues.send(settings().webhook_queue_url, task.next(seen=attempts, takeover=True).message(), lease_until - moment + 1)
+    _schedule(settings().webhook_queue_url, task.next(seen=attempts, takeover=True), lease_until - moment + 1)
     return DEFERRED
 
 

@@ -248,23 +248,28 @@ def _parallel(calls: list[Callable[[], Any]]) -> list[Any]:
     return list(_pool.map(lambda fn: fn(), calls))
 
 
-def _merge(shards: list[_Shard], descending: bool) -> tuple[list[tuple[str, Any]], str | None]:
-    """Merge shard results by id; keep only what is certain to be in order: items past
-    the point where a shard stopped early could be preceded by ones not read yet.
-    Returns (entries, frontier): the frontier is the id the next page must start AT
-    (inclusive), or None if every shard was read to the end."""
+def _merge(shards: list[_Shard], descending: bool, boundary_read: bool) -> tuple[list[tuple[str, Any]], str | None]:
+    """Merge shard results by id, keeping only what is certain to be in order: a shard that
+    stopped early at id F has not been read past F, so nothing past the furthest-back such F
+    may be shown yet. Returns (entries, cursor): the exclusive cursor the next page starts
+    from, or None if every shard was read to the end. ``boundary_read``: the item at F
+    itself was read whole (an index entry; in the table, a job's webhook item may follow it)."""
     frontier = None
     for shard in shards:
         if shard.last is not None:
             if frontier is None or (shard.last > frontier if descending else shard.last < frontier):
                 frontier = shard.last
     merged = sorted((entry for shard in shards for entry in shard.entries), key=lambda e: e[0], reverse=descending)
-    if frontier is not None:
-        merged = [e for e in merged if (e[0] > frontier if descending else e[0] < frontier)]
-    return merged, frontier
+    if frontier is None:
+        return merged, None
+    if boundary_read:
+        kept = [e for e in merged if (e[0] >= frontier if descending else e[0] <= frontier)]
+        return kept, frontier
+    kept = [e for e in merged if (e[0] > frontier if descending else e[0] < frontier)]
+    return kept, _just_past(frontier, descending)
 
 
-def _resume_at(frontier: str, descending: bool) -> str:
+def _just_past(frontier: str, descending: bool) -> str:
     """The exclusive cursor that makes the next page start at ``frontier`` itself."""
     from ..ids import predecessor, successor
 
@@ -321,24 +326,28 @@ def _table_page(q: ListQuery) -> Page:
         return run
 
     shards = _parallel([query(s) for s in range(layout.JOB_SHARDS)])
-    merged, frontier = _merge(shards, q.descending)
+    merged, resume = _merge(shards, q.descending, boundary_read=False)
     jobs = [payload for _, payload in merged if matches(payload[0], q)]
     if len(jobs) > q.limit:
         return Page(jobs[:q.limit], jobs[q.limit - 1][0]["id"], layout.JOB_SHARDS)
-    return Page(jobs, None if frontier is None else _resume_at(frontier, q.descending), layout.JOB_SHARDS)
+    return Page(jobs, resume, layout.JOB_SHARDS)
 
 
 def _index_page(q: ListQuery, index: str, pks: list[str], with_webhook: bool) -> Page:
+    """A page through a KEYS_ONLY index: its shards' entries merged, then the jobs read by
+    key (BatchGetItem) and checked against every filter. When a filter may drop jobs the
+    index cannot judge, up to the fetch bound are read, so that a page is rarely short."""
     pk_name = layout.INDEXES[index][0]
-    per_job = 2 if with_webhook else 1
-    fetch_bound = MAX_FETCHED // per_job
-    per_shard = min(q.limit, fetch_bound)
+    fetch_bound = MAX_FETCHED // (2 if with_webhook else 1)
+    judged_by_index = index == "active" and q.status is None and q.job_type is None \
+        and q.updated_before is None and q.created_before is None and q.statuses is None
+    take = min(q.limit, fetch_bound) if judged_by_index else fetch_bound
 
     def query(pk: str) -> Callable[[], _Shard]:
         def run() -> _Shard:
             e = Expr()
             data = call(
-                "Query", TableName=table(), IndexName=index, Limit=per_shard, ScanIndexForward=not q.descending,
+                "Query", TableName=table(), IndexName=index, Limit=take, ScanIndexForward=not q.descending,
                 KeyConditionExpression=f"{e.n(pk_name)} = {e.v(pk)} AND {e.n('id')} BETWEEN {e.v(q.low)} AND {e.v(q.high)}",
                 **e.kwargs(),
             )
@@ -348,14 +357,14 @@ def _index_page(q: ListQuery, index: str, pks: list[str], with_webhook: bool) ->
         return run
 
     shards = _parallel([query(pk) for pk in pks])
-    merged, frontier = _merge(shards, q.descending)
-    # one entry per job (an index never holds a job twice, but a job may move between
-    # the two batch partitions while we read)
+    merged, resume = _merge(shards, q.descending, boundary_read=True)
+    # one entry per job (an index never holds a job twice, but a batch may move between
+    # its two partitions while we read)
     seen: set[str] = set()
     candidates = [entry for entry in merged if not (entry[0] in seen or seen.add(entry[0]))]  # type: ignore[func-returns-value]
-    take = min(q.limit, fetch_bound)
-    cut = len(candidates) > take
-    candidates = candidates[:take]
+    if len(candidates) > take:
+        candidates = candidates[:take]
+        resume = candidates[-1][0]
     keys: list[dict[str, Any]] = []
     for _, entry in candidates:
         keys.append({"pk": entry["pk"], "sk": entry["sk"]})
@@ -368,13 +377,13 @@ def _index_page(q: ListQuery, index: str, pks: list[str], with_webhook: bool) ->
         for record in batch_get(keys[start:start + 100]):
             found[record["sk"]] = record
     jobs = []
-    for job_id, entry in candidates:
+    for _, entry in candidates:
         job = found.get(entry["sk"])
         if job is not None and matches(job, q):
             jobs.append((job, found.get(entry["sk"] + layout.WEBHOOK_SUFFIX)))
-    if cut:
-        return Page(jobs, candidates[-1][0], requests)
-    return Page(jobs, None if frontier is None else _resume_at(frontier, q.descending), requests)
+    if len(jobs) > q.limit:
+        return Page(jobs[:q.limit], jobs[q.limit - 1][0]["id"], requests)
+    return Page(jobs, resume, requests)
 
 
 # ---- the sweep's index ------------------------------------------------------------------
