@@ -96,7 +96,8 @@ def test_a_receiver_failing_twice_gets_one_success_on_the_third_attempt(api, rec
     assert [a.answer for a in attempts] == [500, 500, 200]
     assert len({a.headers["webhook-id"] for a in attempts}) == 1
     gaps = [b.at - a.at for a, b in zip(attempts, attempts[1:])]
-    assert 0.5 < gaps[0] < 3 and 1.0 < gaps[1] < 4.5  # 1 s then 2 s, with jitter and polling
+    # 1 s then 2 s, +-25 % jitter: never sooner (a loaded machine may make them later)
+    assert gaps[0] >= 0.75 and gaps[1] >= 1.5, gaps
     rows = api.get(f"/v1/jobs/{job['id']}/callbacks").json()
     assert [(r["attempt"], r["succeeded"], r["status_code"]) for r in rows] == [(1, False, 500), (2, False, 500), (3, True, 200)]
     assert rows[0]["error"] == "HTTP 500" and rows[2]["error"] is None
