@@ -373,9 +373,13 @@ class Runner:
                     if not tty:
                         self.out.write("\n")
                 self.out.flush()
-                time.sleep(self.args.interval)
+                _pause(self.args.interval)
         except KeyboardInterrupt:
             return EXIT_OK
+
+
+def _pause(seconds: float) -> None:
+    time.sleep(seconds)
 
 
 def _error(message: str) -> None:

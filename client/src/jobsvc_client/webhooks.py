@@ -20,11 +20,14 @@ PREFIX = "whsec_"
 def _key(secret: str) -> bytes:
     if not isinstance(secret, str) or not secret:
         raise WebhookVerificationError("the webhook secret is empty")
-    encoded = secret[len(PREFIX):] if secret.startswith(PREFIX) else secret
+    encoded = (secret[len(PREFIX):] if secret.startswith(PREFIX) else secret).strip().rstrip("=")
     try:
-        return base64.b64decode(encoded, validate=True)
+        key = base64.b64decode(encoded + "=" * (-len(encoded) % 4), validate=True)  # padding optional
     except (binascii.Error, ValueError):
         raise WebhookVerificationError("the webhook secret is not whsec_<base64>") from None
+    if not key:
+        raise WebhookVerificationError("the webhook secret is empty")
+    return key
 
 
 def _lower_headers(headers: Any) -> Dict[str, str]:
