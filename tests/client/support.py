@@ -151,11 +151,11 @@ class FakeJobs:
     """Jobs kept in memory with the contract's transition rules (POST, GET, PATCH, cancel).
 
     ``faults``: a list of ``(predicate(request), reply)`` consumed first-match: each entry
-    answers one matching request instead of the service (``reply`` a Reply or CLOSE)."""
+    answers one matching request instead of the service."""
 
     def __init__(self) -> None:
         self.jobs: dict[str, dict] = {}
-        self.faults: list[tuple[Callable[[Recorded], bool], Union[Reply, str]]] = []
+        self.faults: list[tuple[Callable[[Recorded], bool], Any]] = []
         self.lock = threading.Lock()
         self.server: Optional[StubServer] = None
 
@@ -164,7 +164,9 @@ class FakeJobs:
         assert self.server is not None
         return self.server.url
 
-    def fault(self, predicate: Callable[[Recorded], bool], reply: Union[Reply, str], times: int = 1) -> None:
+    def fault(self, predicate: Callable[[Recorded], bool], reply: Any, times: int = 1) -> None:
+        """The next ``times`` requests matching ``predicate`` get ``reply`` (a Reply, CLOSE, or a
+        callable returning one, called outside the service's lock)."""
         with self.lock:
             self.faults.extend([(predicate, reply)] * times)
 
@@ -179,8 +181,10 @@ class FakeJobs:
             for i, (predicate, reply) in enumerate(self.faults):
                 if predicate(request):
                     del self.faults[i]
-                    return reply
-            return self._serve(request)
+                    break
+            else:
+                return self._serve(request)
+        return reply() if callable(reply) else reply  # a callable: e.g. a slow answer (outside the lock)
 
     def _serve(self, request: Recorded) -> Reply:
         parts = request.path.strip("/").split("/")  # v1 jobs {id} [cancel]

@@ -120,7 +120,8 @@ def test_list_limit_follows_pages_until_n_rows(stub):
     def handler(request: Recorded) -> Reply:
         page = int(request.query.get("page", "0"))
         items = [job(page * 2 + i) for i in range(2)]
-        return Reply(200, items, {"Link": f'</v1/jobs?page={page + 1}&limit=2>; rel="next"'})  # endless
+        more = {"Link": f'</v1/jobs?page={page + 1}&limit=2>; rel="next"'} if page < 9 else {}
+        return Reply(200, items, more)  # 20 jobs in 10 pages
 
     stub.handler = handler
     code, out = run(stub, "list", "--limit", "5", "--json")

@@ -56,6 +56,24 @@ def test_heartbeats_go_out_and_the_thread_stops_with_the_block(fake_jobs):
     assert len(fake_jobs.server.requests) == seen
 
 
+def test_leaving_the_block_waits_for_a_heartbeat_in_flight(fake_jobs):
+    arrived, release = threading.Event(), threading.Event()
+
+    def slow_heartbeat() -> Reply:
+        arrived.set()
+        release.wait(30)
+        return Reply(503, {"detail": "slow"})
+
+    fake_jobs.fault(is_heartbeat, slow_heartbeat)
+    client = client_for(fake_jobs)
+    with client.track(heartbeat_interval=0.01) as t:
+        assert arrived.wait(30)  # a heartbeat is in flight now
+        threading.Timer(0.2, release.set).start()
+    # the block's end joined the thread: it is over, and the job completed after it
+    assert release.is_set() and not t.heartbeat_thread.is_alive()
+    assert fake_jobs.jobs[t.job_id]["status"] == "completed"
+
+
 def test_the_default_interval_is_a_third_of_the_timeout(fake_jobs, monkeypatch):
     intervals: list[float] = []
     from jobsvc_client import _track
