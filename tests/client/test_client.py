@@ -318,6 +318,24 @@ def test_a_retried_create_reuses_its_idempotency_key(stub):
     assert [r.json() for r in stub.requests] == [{"job_type": "run"}] * 3
 
 
+def test_a_create_meeting_its_own_earlier_attempt_in_progress_retries(stub):
+    in_progress = Reply(409, {"detail": "another request with this Idempotency-Key is in progress; retry"})
+    script(stub, [CLOSE, in_progress, Reply(201, {"id": JOB_ID}, {"Idempotent-Replayed": "true"})])
+    client, _ = make_client(stub.url)
+    assert client.create_job() == {"id": JOB_ID}
+    assert len(stub.requests) == 3
+
+
+def test_a_create_conflict_on_the_first_attempt_is_an_error(stub):
+    # nothing of this call reached the server before: the key is someone else's, or its job
+    # was deleted; retrying would not help
+    script(stub, [Reply(409, {"detail": "replay of a deleted job"})])
+    client, _ = make_client(stub.url)
+    with pytest.raises(ApiError) as caught:
+        client.create_job(idempotency_key="k")
+    assert caught.value.status_code == 409 and len(stub.requests) == 1
+
+
 def test_operations_unsafe_to_repeat_are_not_retried_after_a_lost_answer(stub):
     stub.handler = lambda r: CLOSE  # the request arrives, the answer is lost
     client, _ = make_client(stub.url)

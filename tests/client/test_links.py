@@ -24,6 +24,7 @@ def test_several_links_with_quoted_parameters():
     ('<https://a/n>; REL=NEXT', "https://a/n"),
     ('<https://a/t>; title="rel=\\"next\\", x"; rel="prev"', None),  # "next" only inside a quoted title
     ('<https://a/n>; rel="next"; rel="prev"', "https://a/n"),  # the first rel counts
+    ('<https://a/n>; title="a \\"quoted\\" title, with a comma"; rel="next"', "https://a/n"),  # escaped quotes
     ('<https://a/p>; rel="prev"', None),
     ('garbage, <https://a/n>; rel="next"', "https://a/n"),
     ("", None),
@@ -31,6 +32,12 @@ def test_several_links_with_quoted_parameters():
 ])
 def test_next_link(header, expected):
     assert next_link(header) == expected
+
+
+def test_escaped_quotes_in_parameters():
+    assert parse_link_header('<https://a/n>; title="say \\"hi\\", then go"; rel=next') == [
+        ("https://a/n", {"title": 'say "hi", then go', "rel": "next"}),
+    ]
 
 
 def test_retry_after():

@@ -210,9 +210,15 @@ class Client:
         headers: Optional[Mapping[str, Optional[str]]] = None,
         retry: str = ALWAYS,
         stop: Optional[threading.Event] = None,
+        retry_conflict: bool = False,
     ) -> "tuple[requests.Response, bool]":
         """One call with its retries: ``(the last answer, whether an earlier attempt may have
-        been acted on)``. Raises :class:`ApiConnectionError` when no answer came."""
+        been acted on)``. Raises :class:`ApiConnectionError` when no answer came.
+
+        ``retry_conflict``: also retry a ``409`` that is not about a job's status (no
+        ``current_status``) once an earlier attempt may have reached the server: for a create,
+        that is this call's own earlier attempt still holding its ``Idempotency-Key``; the
+        retry gets the replay."""
         kwargs: Dict[str, Any] = {"timeout": self.timeout}
         if params:
             kwargs["params"] = _query(params)
@@ -236,6 +242,8 @@ class Client:
             else:
                 status = response.status_code
                 retryable = status == 429 or (status >= 500 and retry == ALWAYS)
+                if status == 409 and retry_conflict and ambiguous:
+                    retryable = ApiError.from_response(response).current_status is None
                 if not retryable or attempt >= self.max_retries:
                     return response, ambiguous
                 if status >= 500:
@@ -318,13 +326,15 @@ class Client:
     ) -> Json:
         """``POST /v1/jobs``: create a job (``201``); members left ``None`` take the API's
         defaults. ``idempotency_key`` defaults to a fresh UUID4, sent with every retry of this
-        call: repeating a create with the same key and body returns the same job."""
+        call: repeating a create with the same key and body returns the same job. A retry that
+        meets this call's own earlier attempt still in progress (``409``) is retried again."""
         body = _body(
             job_type=job_type, status=status, metadata=metadata, callback_url=callback_url, background=background,
             expires_in_seconds=expires_in_seconds, heartbeat_timeout_seconds=heartbeat_timeout_seconds,
         )
         key = idempotency_key if idempotency_key is not None else str(uuid.uuid4())
-        return self._call("POST", "/v1/jobs", json=body, headers={"Idempotency-Key": key})
+        response, _ = self._send("POST", self._url("/v1/jobs"), json=body, headers={"Idempotency-Key": key}, retry_conflict=True)
+        return self._result(response)
 
     def get_job(self, job_id: str) -> Json:
         """``GET /v1/jobs/{job_id}``."""
