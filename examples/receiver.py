@@ -43,7 +43,7 @@ import threading
 import time
 from collections import OrderedDict
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Dict, List, Mapping, Optional
+from typing import Any, Dict, List, Mapping, Optional
 
 MAX_BODY = 1024 * 1024
 SEEN_MAX = 100_000  # webhook ids remembered for deduplication
@@ -67,7 +67,7 @@ def parse_secrets(values: "List[str]") -> List[bytes]:
     return keys
 
 
-def verify(keys: List[bytes], body: bytes, headers: Mapping[str, str], tolerance: int, now: Optional[float] = None) -> dict:
+def verify(keys: List[bytes], body: bytes, headers: Mapping[str, str], tolerance: int, now: Optional[float] = None) -> Dict[str, Any]:
     """The event of a genuine delivery; raises ``Rejected`` otherwise. ``headers``: lower-case names."""
     msg_id = headers.get("webhook-id")
     timestamp = headers.get("webhook-timestamp")
@@ -110,7 +110,7 @@ class Receiver:
         self.tolerance = tolerance
         self.seen: "OrderedDict[str, None]" = OrderedDict()
         self.lock = threading.Lock()
-        self.events: "queue.Queue[tuple[str, dict]]" = queue.Queue()
+        self.events: "queue.Queue[tuple[str, Dict[str, Any]]]" = queue.Queue()
 
     def first_time(self, msg_id: str) -> bool:
         with self.lock:
@@ -183,8 +183,7 @@ def main(argv: "List[str] | None" = None) -> int:
     server = ThreadingHTTPServer((args.host, args.port), make_handler(receiver))
     server.daemon_threads = True
     threading.Thread(target=receiver.handle_events, daemon=True).start()
-    host, port = server.server_address[:2]
-    print(f"listening on http://{host}:{port}/", flush=True)
+    print(f"listening on http://{args.host}:{server.server_address[1]}/", flush=True)
     try:
         server.serve_forever()
     except KeyboardInterrupt:

@@ -29,6 +29,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from typing import Callable
 
 from jobsvc_client import Client, JobEnded
 
@@ -37,7 +38,7 @@ class SimulatedFailure(Exception):
     """What --fail-at raises: the job's stop_reason becomes this class's name."""
 
 
-def work(step: int, seconds: float, check) -> None:  # noqa: ANN001
+def work(seconds: float, check: Callable[[], None]) -> None:
     """One step of pretend work, in slices, looking for a cancel between them."""
     deadline = time.monotonic() + seconds
     while True:
@@ -72,7 +73,7 @@ def main(argv: "list[str] | None" = None) -> int:
             job_id = t.job_id
             print(f"job {job_id}", flush=True)
             for step in range(1, args.steps + 1):
-                work(step, args.step_seconds, t.check)
+                work(args.step_seconds, t.check)
                 if step == args.fail_at:
                     raise SimulatedFailure(f"step {step} failed")
                 t.update(metadata={"step": step, "steps": args.steps, "progress": round(step / args.steps, 3)})

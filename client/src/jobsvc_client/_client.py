@@ -6,7 +6,7 @@ import threading
 import time
 import uuid
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, Callable, Dict, Iterator, List, Mapping, Optional, Union
+from typing import TYPE_CHECKING, Any, Callable, Dict, Iterator, List, Mapping, Optional, Set, Tuple, Union, cast
 from urllib.parse import quote, urljoin, urlsplit
 
 import requests
@@ -68,7 +68,7 @@ def _not_sent(exc: BaseException) -> bool:
         from urllib3.exceptions import ConnectTimeoutError, NewConnectionError
     except ImportError:  # pragma: no cover - urllib3 comes with requests
         return False
-    seen: set = set()
+    seen: Set[int] = set()
     stack: List[BaseException] = [exc]
     while stack:
         error = stack.pop()
@@ -83,7 +83,7 @@ def _not_sent(exc: BaseException) -> bool:
     return False
 
 
-def _origin(url: str) -> tuple:
+def _origin(url: str) -> Tuple[str, str, int]:
     parts = urlsplit(url)
     return parts.scheme.lower(), (parts.hostname or "").lower(), parts.port or (443 if parts.scheme == "https" else 80)
 
@@ -276,6 +276,10 @@ class Client:
         response, _ = self._send(method, self._url(path), params=params, json=json, headers=headers, retry=retry, stop=stop)
         return self._result(response)
 
+    def _obj(self, method: str, path: str, **kwargs: Any) -> Json:
+        """:meth:`_call` for routes that answer a JSON object."""
+        return cast(Json, self._call(method, path, **kwargs))
+
     @staticmethod
     def _result(response: requests.Response) -> Any:
         if not 200 <= response.status_code < 300:
@@ -292,7 +296,7 @@ class Client:
         url: Optional[str] = self._url(path)
         query: Optional[Mapping[str, Any]] = params
         base_origin = _origin(self.base_url)
-        seen: set = set()
+        seen: Set[str] = set()
         while url is not None:
             # never send the API key to another origin than the one it was given for
             headers = None if _origin(url) == base_origin else {"Authorization": None}
@@ -334,11 +338,11 @@ class Client:
         )
         key = idempotency_key if idempotency_key is not None else str(uuid.uuid4())
         response, _ = self._send("POST", self._url("/v1/jobs"), json=body, headers={"Idempotency-Key": key}, retry_conflict=True)
-        return self._result(response)
+        return cast(Json, self._result(response))
 
     def get_job(self, job_id: str) -> Json:
         """``GET /v1/jobs/{job_id}``."""
-        return self._call("GET", f"/v1/jobs/{_path_id(job_id)}")
+        return self._obj("GET", f"/v1/jobs/{_path_id(job_id)}")
 
     def update_job(
         self,
@@ -361,7 +365,7 @@ class Client:
             "total_duration_ns": total_duration_ns, "callback_url": callback_url,
         }
         body = {k: v for k, v in members.items() if v is not NOT_GIVEN}
-        return self._call("PATCH", f"/v1/jobs/{_path_id(job_id)}", json=body)
+        return self._obj("PATCH", f"/v1/jobs/{_path_id(job_id)}", json=body)
 
     def cancel_job(self, job_id: str) -> Json:
         """``PATCH /v1/jobs/{job_id}/cancel``: a non-terminal job becomes ``cancelled`` (stop_reason
@@ -374,11 +378,11 @@ class Client:
             error = ApiError.from_response(response)
             if error.current_status == "cancelled":
                 return self.get_job(job_id)
-        return self._result(response)
+        return cast(Json, self._result(response))
 
     def delete_job(self, job_id: str) -> Json:
         """``DELETE /v1/jobs/{job_id}``: the deleted job; afterwards the job is ``404``."""
-        return self._call("DELETE", f"/v1/jobs/{_path_id(job_id)}")
+        return self._obj("DELETE", f"/v1/jobs/{_path_id(job_id)}")
 
     def list_jobs(
         self,
@@ -427,12 +431,12 @@ class Client:
             status=status, job_type=job_type, source_id=source_id,
             created_before=None if created_before is None else format_time(created_before), limit=limit,
         )
-        return self._call("POST", "/v1/jobs/cancel", json=body)
+        return self._obj("POST", "/v1/jobs/cancel", json=body)
 
     def stats(self, hours: Optional[int] = None, job_type: Optional[str] = None) -> Json:
         """``GET /v1/stats``: ``{"counts": {status: n}, "window": {...}}`` over the last ``hours``
         (1 to 720; the API's default is 24), optionally for one ``job_type``."""
-        return self._call("GET", "/v1/stats", params={"hours": hours, "job_type": job_type})
+        return self._obj("GET", "/v1/stats", params={"hours": hours, "job_type": job_type})
 
     # ---- messages ----------------------------------------------------------------------
 
@@ -440,7 +444,7 @@ class Client:
         """``POST /v1/jobs/{job_id}/messages``: append a message (``role``: ``user``,
         ``assistant``, ``system`` or ``tool``; ``content``: a string or a JSON object). Not
         repeated after an ambiguous failure (it would append twice)."""
-        return self._call("POST", f"/v1/jobs/{_path_id(job_id)}/messages", json={"role": role, "content": content}, retry=UNSENT)
+        return self._obj("POST", f"/v1/jobs/{_path_id(job_id)}/messages", json={"role": role, "content": content}, retry=UNSENT)
 
     def list_messages(
         self,
@@ -466,7 +470,7 @@ class Client:
         """``POST /v1/jobs/{job_id}/callbacks/redeliver``: send the terminal webhook again
         (``202``; ``409`` if the job is not terminal or has no ``callback_url``). A repeat is
         one more delivery with the same ``webhook-id``, which receivers deduplicate."""
-        return self._call("POST", f"/v1/jobs/{_path_id(job_id)}/callbacks/redeliver")
+        return self._obj("POST", f"/v1/jobs/{_path_id(job_id)}/callbacks/redeliver")
 
     def recover_callbacks(self, since: TimeArg, until: Optional[TimeArg] = None) -> Json:
         """``POST /v1/callbacks/recover``: re-send every terminal event of the organization whose
@@ -474,17 +478,17 @@ class Client:
         body: Json = {"since": format_time(since)}
         if until is not None:
             body["until"] = format_time(until)
-        return self._call("POST", "/v1/callbacks/recover", json=body)
+        return self._obj("POST", "/v1/callbacks/recover", json=body)
 
     def webhook_secret(self) -> Json:
         """``GET /v1/webhook-secret``: ``{"secret": "whsec_..."}``."""
-        return self._call("GET", "/v1/webhook-secret")
+        return self._obj("GET", "/v1/webhook-secret")
 
     def rotate_webhook_secret(self) -> Json:
         """``POST /v1/webhook-secret/rotate``: a new secret (``{"secret": ...}``); the old one
         keeps signing too for 24 hours. Not repeated after an ambiguous failure (a second
         rotation would drop the old secret)."""
-        return self._call("POST", "/v1/webhook-secret/rotate", retry=UNSENT)
+        return self._obj("POST", "/v1/webhook-secret/rotate", retry=UNSENT)
 
     # ---- batches -----------------------------------------------------------------------
 
@@ -505,11 +509,11 @@ class Client:
             provider=provider, requests=requests, provider_batch_id=provider_batch_id,
             callback_url=callback_url, metadata=metadata,
         )
-        return self._call("POST", "/v1/batches", json=body, retry=UNSENT if requests is not None else ALWAYS)
+        return self._obj("POST", "/v1/batches", json=body, retry=UNSENT if requests is not None else ALWAYS)
 
     def get_batch(self, job_id: str) -> Json:
         """``GET /v1/batches/{job_id}``."""
-        return self._call("GET", f"/v1/batches/{_path_id(job_id)}")
+        return self._obj("GET", f"/v1/batches/{_path_id(job_id)}")
 
     def list_batches(
         self,
@@ -538,13 +542,13 @@ class Client:
     def cancel_batch(self, job_id: str) -> Json:
         """``PATCH /v1/batches/{job_id}/cancel``: ask the provider to cancel (``202``); the job
         ends ``cancelled`` when the provider has stopped."""
-        return self._call("PATCH", f"/v1/batches/{_path_id(job_id)}/cancel")
+        return self._obj("PATCH", f"/v1/batches/{_path_id(job_id)}/cancel")
 
     # ---- service -----------------------------------------------------------------------
 
     def health(self) -> Json:
         """``GET /v1/health``: ``{"status": "ok"}``."""
-        return self._call("GET", "/v1/health")
+        return self._obj("GET", "/v1/health")
 
     # ---- workers -----------------------------------------------------------------------
 

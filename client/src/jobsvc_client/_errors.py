@@ -1,7 +1,7 @@
 """The exceptions of the client. Every one derives from :class:`JobsError`."""
 from __future__ import annotations
 
-from typing import Any, Optional, Union
+from typing import Any, Dict, List, Optional, Union
 
 import requests
 
@@ -34,7 +34,7 @@ class ApiError(JobsError):
     given with a ``409`` (``None`` otherwise).
     """
 
-    def __init__(self, status_code: int, detail: Union[str, list, Any], response: Optional[requests.Response] = None) -> None:
+    def __init__(self, status_code: int, detail: Union[str, List[Any], Any], response: Optional[requests.Response] = None) -> None:
         self.status_code = status_code
         self.detail = detail
         self.response = response
@@ -87,7 +87,7 @@ class JobEnded(JobsError):
     the last job seen.
     """
 
-    def __init__(self, message: str, job_id: str, status: Optional[str] = None, job: Optional[dict] = None) -> None:
+    def __init__(self, message: str, job_id: str, status: Optional[str] = None, job: Optional[Dict[str, Any]] = None) -> None:
         super().__init__(message)
         self.job_id = job_id
         self.status = status

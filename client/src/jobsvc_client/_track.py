@@ -5,7 +5,7 @@ import logging
 import threading
 import time
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Dict, Optional, Type
+from typing import TYPE_CHECKING, Any, Dict, Literal, Optional, Type
 
 from ._errors import ApiConnectionError, ApiError, JobCancelled, JobEnded
 from ._http import parse_time
@@ -108,7 +108,7 @@ class Tracker:
 
     @property
     def job_id(self) -> str:
-        return self.job["id"]
+        return str(self.job["id"])
 
     @property
     def ended(self) -> Optional[JobEnded]:
@@ -312,7 +312,7 @@ class Tracker:
         exc_type: Optional[Type[BaseException]],
         exc: Optional[BaseException],
         tb: Optional[TracebackType],
-    ) -> bool:
+    ) -> Literal[False]:
         self._stop_heartbeats()
         if exc_type is None:
             if self._ended is not None:

@@ -137,7 +137,9 @@ JOB_COLUMNS = ("ID", "STATUS", "TYPE", "CREATED", "UPDATED", "STOP_REASON", "SOU
 
 
 def job_row(job: Dict[str, Any], now: datetime) -> List[Any]:
-    metadata = job.get("metadata") if isinstance(job.get("metadata"), dict) else {}
+    metadata = job.get("metadata")
+    if not isinstance(metadata, dict):
+        metadata = {}
     return [
         job.get("id"), job.get("status"), job.get("job_type"), format_age(job.get("created_at"), now),
         format_age(job.get("last_updated_at"), now), job.get("stop_reason"), metadata.get("source_id"),
@@ -307,7 +309,8 @@ class Runner:
         self.emit(jobs, lambda: jobs_table(jobs, now))
 
     def run(self) -> int:
-        return getattr(self, "cmd_" + self.args.command)()
+        command: Callable[[], int] = getattr(self, "cmd_" + self.args.command)
+        return command()
 
     def cmd_list(self) -> int:
         rows = _rows(self.args)
