@@ -218,6 +218,9 @@
   function fail(error, target) {
     if (error && error.status === 401) return; // the key prompt says it
     var message = error instanceof ApiError ? "Error " + error.message : "Error: " + (error && error.message || error);
+    if (error && error.status === 404 && error.detail === "no such route") {
+      message = "This service does not offer this yet (404: no such route).";
+    }
     if (target) {
       setText(target, message);
       show(target, true);
