@@ -120,9 +120,16 @@ class Page:
             return "?"
 
     def screenshot(self, name: str) -> Path:
+        """The whole page (the window is stretched to it for the shot) as tests/artifacts/<name>.png."""
         ARTIFACTS.mkdir(parents=True, exist_ok=True)
         path = ARTIFACTS / f"{name}.png"
-        self.driver.save_screenshot(str(path))
+        size = self.driver.get_window_size()
+        height = self.driver.execute_script("return document.documentElement.scrollHeight") or size["height"]
+        self.driver.set_window_size(size["width"], min(max(int(height) + 140, size["height"]), 6000))
+        try:
+            self.driver.save_screenshot(str(path))
+        finally:
+            self.driver.set_window_size(size["width"], size["height"])
         return path
 
     # -- doing
@@ -483,8 +490,14 @@ def test_the_stats_view_draws_its_chart(page, api, key, tag):
     Select(page.by_id("s-type")).select_by_visible_text("run")
     page.click("stats-apply")
     page.until(lambda d: d.current_url.endswith("#/stats?hours=48&job_type=run"), "the new query")
-    expected = api.get("/v1/stats", params={"hours": 48, "job_type": "run"}).json()["counts"]
-    page.until(lambda d: drawn() == expected, "the counts of run jobs")
+
+    def shows_the_counts_now(driver: WebDriver) -> bool:
+        if drawn() == api.get("/v1/stats", params={"hours": 48, "job_type": "run"}).json()["counts"]:
+            return True
+        page.click("stats-apply")  # a job changed status in between: ask the page to look again
+        return False
+
+    page.until(shows_the_counts_now, "the counts of run jobs", fail_on=("stats-error",))
 
 
 def test_bulk_cancel_asks_first_and_shows_what_it_cancelled(page, api, key, tag):

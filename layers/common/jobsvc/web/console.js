@@ -311,6 +311,11 @@
       $(pair[1]).value = pair[0] === "updated_before" ? localInput(v) : v;
     });
     if (!query.limit) { query.limit = "50"; $("f-limit").value = "50"; }
+    var sizes = $("f-limit");
+    if (sizes.value !== query.limit) { // a page size from the address that the menu does not offer
+      sizes.appendChild(el("option", null, query.limit));
+      sizes.value = query.limit;
+    }
     list.query = query;
     loadJobs(true);
   }
