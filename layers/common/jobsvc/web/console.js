@@ -385,7 +385,11 @@
     setText($("job-id"), id);
     setText($("job-status"), "");
     $("job-status").className = "badge";
-    ["job-fields", "history-body", "messages-body", "callbacks-body", "items-body"].forEach(function (name) { clear($(name)); });
+    clear($("job-fields"));
+    [["history-body", 5], ["messages-body", 4], ["callbacks-body", 8], ["items-body", 3]].forEach(function (table) {
+      clear($(table[0]));
+      $(table[0]).appendChild(el("tr", null, td("Loading\u2026", { colspan: table[1], "class": "muted" })));
+    });
     ["job-error", "history-error", "messages-error", "callbacks-error", "items-error", "cancel-confirm",
       "items-section", "messages-more", "callbacks-more", "items-more"].forEach(function (name) { show($(name), false); });
     $("cancel-job").disabled = true;
@@ -462,9 +466,11 @@
           td(value(entry.actor)), td(value(entry.stop_reason))
         ]));
       });
+      if (!body.firstChild) body.appendChild(el("tr", null, td("No history.", { colspan: 5, "class": "muted" })));
       show($("history-error"), false);
     } catch (error) {
       if (gen !== generation) return;
+      clear($("history-body"));
       fail(error, $("history-error"));
     }
   }
@@ -490,6 +496,7 @@
       show($("messages-error"), false);
     } catch (error) {
       if (gen !== generation) return;
+      clear($("messages-body"));
       fail(error, $("messages-error"));
     }
   }
@@ -517,6 +524,7 @@
       show($("callbacks-error"), false);
     } catch (error) {
       if (gen !== generation) return;
+      clear($("callbacks-body"));
       fail(error, $("callbacks-error"));
     }
   }
@@ -545,6 +553,7 @@
       show($("items-error"), false);
     } catch (error) {
       if (gen !== generation) return;
+      clear($("items-body"));
       fail(error, $("items-error"));
     }
   }
