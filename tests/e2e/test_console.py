@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 import pytest
+import requests
 from selenium import webdriver
 from selenium.common.exceptions import StaleElementReferenceException, TimeoutException
 from selenium.webdriver.chrome.service import Service
@@ -409,7 +410,7 @@ def test_the_console_loads_nothing_from_another_host(page, api, key, tag, stack)
     assert own_host_only(urls, base) == []
     assert page.console_errors() == []
 
-    import requests  # the page's answer forbids any other host to the browser as well
+    # the page's answer forbids any other host to the browser as well
 
     policy = requests.get(f"{base}/console", timeout=30).headers["Content-Security-Policy"]
     assert "default-src 'none'" in policy and "connect-src 'self'" in policy and "http" not in policy
