@@ -28,17 +28,14 @@ from jobsvc.schemas import (
 logger = Logger()
 app = APIGatewayHttpResolver(enable_validation=True)
 TITLE = "Job lifecycle service"
-DOCS_PAGE = """<!doctype html>
-<html><head><meta charset="utf-8"><title>Job lifecycle service API</title>
-<link rel="stylesheet" href="https://unpkg.com/swagger-ui-dist@5/swagger-ui.css"></head>
-<body><div id="ui"></div>
-<script src="https://unpkg.com/swagger-ui-dist@5/swagger-ui-bundle.js"></script>
-<script>SwaggerUIBundle({url: "openapi.json", dom_id: "#ui", persistAuthorization: true});</script>
-</body></html>
-"""
+#: the console and the API docs page with their assets (files in jobsvc/web, read on first use)
+WEB_ROUTES = (
+    "/console", "/console/app.js", "/console/app.css",
+    "/v1/docs", "/v1/docs/init.js", "/v1/docs/swagger-ui-bundle.js", "/v1/docs/swagger-ui.css",
+)
 
 #: routes without the authorizer (as in template.yaml); "$default" answers unknown routes with 404.
-PUBLIC_ROUTES = frozenset({"GET /v1/health", "GET /v1/openapi.json", "GET /v1/docs", "$default"})
+PUBLIC_ROUTES = frozenset({"GET /v1/health", "GET /v1/openapi.json", "$default"} | {f"GET {path}" for path in WEB_ROUTES})
 JobId = Annotated[str, Path(description="job-<UUIDv7>")]
 _ERRORS: dict[int, Any] = {
     401: {"description": "missing or unknown API key"},
@@ -119,9 +116,20 @@ def openapi() -> Response[dict[str, Any]]:
     return _json(200, json.loads(schema))
 
 
-@app.get("/v1/docs", tags=["service"], include_in_schema=False)
-def docs() -> Response[str]:
-    return Response(status_code=200, content_type="text/html; charset=utf-8", body=DOCS_PAGE)
+def _web_route(path: str) -> None:
+    def serve() -> Response[str]:
+        from jobsvc import web  # only these routes pay for it
+
+        page = web.asset(path)
+        headers = web.headers(path, app.current_event.get_query_string_value("v"))
+        return Response(status_code=200, content_type=page.content_type, body=page.body, headers=headers)
+
+    serve.__name__ = "web_" + path.strip("/").replace("/", "_").replace(".", "_").replace("-", "_")
+    app.get(path, include_in_schema=False)(serve)
+
+
+for _path in WEB_ROUTES:
+    _web_route(_path)
 
 
 @app.post("/v1/jobs", tags=["jobs"], responses={201: {"description": "the job"}, 409: {"description": "concurrent request with the same Idempotency-Key"}, **_ERRORS})

@@ -30,8 +30,12 @@ def test_every_template_route_is_served_by_the_api_and_back():
 def test_public_routes_are_exactly_the_unauthenticated_ones():
     api = load_function("api")
     public = {r.route_key for r in Template().routes() if r.authorizer is None}
-    assert public == {"GET /v1/health", "GET /v1/openapi.json", "GET /v1/docs", "ANY $default"}
-    assert api.PUBLIC_ROUTES == {"GET /v1/health", "GET /v1/openapi.json", "GET /v1/docs", "$default"}
+    pages = {  # the docs page and the console, with their own files (no data, no key)
+        "GET /v1/docs", "GET /v1/docs/init.js", "GET /v1/docs/swagger-ui-bundle.js", "GET /v1/docs/swagger-ui.css",
+        "GET /console", "GET /console/app.js", "GET /console/app.css",
+    }
+    assert public == {"GET /v1/health", "GET /v1/openapi.json", "ANY $default"} | pages
+    assert api.PUBLIC_ROUTES == {"GET /v1/health", "GET /v1/openapi.json", "$default"} | pages
 
 
 def test_template_resources():
