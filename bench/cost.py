@@ -74,6 +74,8 @@ class Call:
 
 @dataclass
 class Meter:
+    #: the schedule fires only while this is set (its fixed cost per minute is not a lifecycle's)
+    scheduler_on: bool = False
     calls: list[Call] = field(default_factory=list)
     invocations: Counter = field(default_factory=Counter)
     seconds: Counter = field(default_factory=Counter)
@@ -96,7 +98,15 @@ METER = Meter()
 
 def instrument() -> None:
     """Count what the local stack does, from the outside (nothing in local/ knows about it)."""
-    from local import emulator, gateway, lambdas
+    from local import emulator, gateway, lambdas, pumps
+
+    fire = pumps.SchedulePump._fire
+
+    def maybe_fire(self: Any) -> None:
+        if METER.scheduler_on:
+            fire(self)
+
+    pumps.SchedulePump._fire = maybe_fire  # type: ignore[method-assign]
 
     inner = emulator._OneAtATime.__call__
 
@@ -353,7 +363,9 @@ def batch_usage(stack: Any, session: Any, receiver: Any, memory: dict, indexes: 
         done["id"] = r.json()["id"]
 
     def ended() -> None:
+        METER.scheduler_on = True
         receiver.wait_for(lambda: receiver.to("/cost-batch"), timeout=300)
+        METER.scheduler_on = False
         wait_quiet(3)
 
     u = measure(stack, stream, memory, indexes, submit, ended)
