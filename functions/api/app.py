@@ -16,13 +16,14 @@ from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
 from aws_lambda_powertools.event_handler.openapi.params import Body, Header, Path, Query
 
-from jobsvc import batches, errors, jobs, jsonbody, webhooks
+from jobsvc import batches, errors, jobs, jsonbody, stats, webhooks
 from jobsvc.auth import Actor
 from jobsvc.config import settings
 from jobsvc.pages import Listing
 from jobsvc.schemas import (
-    Batch, BatchCreate, BatchItem, CallbackAttempt, Health, HistoryEntry, Job, JobCreate, JobType, JobUpdate, Message,
-    MessageCreate, Redelivery, Role, Status, TransitionError, WebhookSecret,
+    Batch, BatchCreate, BatchItem, BulkCancel, BulkCancelResult, CallbackAttempt, Health, HistoryEntry, Job, JobCreate,
+    JobType, JobUpdate, Message, MessageCreate, Queued, Recover, Redelivery, Role, Stats, Status, TransitionError,
+    WebhookSecret,
 )
 
 logger = Logger()
@@ -157,6 +158,24 @@ def list_jobs(
         actor(), before=before, after=after, limit=limit, order=order, status=status,
         active=active, job_type=job_type, source_id=source_id, updated_before=updated_before,
     ))
+
+
+@app.post("/v1/jobs/cancel", tags=["operations"], responses={422: {"description": "no filter, or an invalid one"}, **_ERRORS})
+def bulk_cancel(body: Annotated[BulkCancel, Body()]) -> BulkCancelResult:
+    return jobs.bulk_cancel(actor(), body)
+
+
+@app.get("/v1/stats", tags=["operations"], responses=_ERRORS)
+def get_stats(
+    hours: Annotated[int, Query(ge=1, le=720, description="the window: the last hours (whole hours)")] = 24,
+    job_type: Annotated[Optional[JobType], Query()] = None,
+) -> Stats:
+    return stats.read(actor(), hours, job_type)
+
+
+@app.post("/v1/callbacks/recover", tags=["webhooks"], responses={202: {"description": "queued"}, **_ERRORS})
+def recover_callbacks(body: Annotated[Recover, Body()]) -> Response[Queued]:
+    return _json(202, webhooks.recover(actor(), body.since, body.until))
 
 
 @app.get("/v1/jobs/<job_id>", tags=["jobs"], responses=_ERRORS)

@@ -188,13 +188,13 @@ def test_scheduler_function_with_its_sample(table, context):
     assert report["ran"] is True and report["polled"] == 0 and report["expired"] == 0
 
 
-def test_cleanup_function_deletes_what_a_deleted_job_leaves(table, api_fn, context):
+def test_projector_function_deletes_what_a_deleted_job_leaves(table, api_fn, context):
     """A REMOVE of a job on the stream deletes its messages (and any other child item)."""
     import boto3
 
     from jobsvc.storage import layout
 
-    fn = load_function("cleanup")
+    fn = load_function("projector")
     client = boto3.client("dynamodb", region_name="us-east-1")
     job = create(api_fn, context)
     for text in ("one", "two"):

@@ -405,6 +405,51 @@ def cancel_job(actor: Actor, job_id: str) -> dict:
     raise errors.InvalidTransition(f"job {job_id} is {job['status']} and cannot be cancelled", job["status"])
 
 
+#: bulk cancel reads at most this many pages of matching jobs per request
+BULK_PAGES = 10
+BULK_WORKERS = 8
+
+
+def bulk_cancel(actor: Actor, body: Any) -> dict[str, Any]:
+    """Cancel every active job matching a filter, each by its own conditional write exactly
+    as ``cancel_job`` (history, webhook), at most ``limit``; ``more`` says some may remain.
+    Batches are left alone (their cancel goes to the provider: /v1/batches/{id}/cancel)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    if body.status is None and body.job_type is None and body.source_id is None and body.created_before is None:
+        raise errors.InvalidInput("give at least one filter: status, job_type, source_id or created_before")
+    statuses = frozenset({body.status}) if body.status else frozenset(states.ACTIVE)
+    cancelled: list[str] = []
+    before: str | None = None
+    more = False
+    with ThreadPoolExecutor(max_workers=BULK_WORKERS) as pool:
+        for _ in range(BULK_PAGES):
+            q = list_query(actor, before=before, limit=min(400, body.limit - len(cancelled)), order="desc",
+                           statuses=statuses, job_type=body.job_type, source_id=body.source_id,
+                           created_before=body.created_before)
+            if q is None:
+                break
+            page = store.list_jobs(q)
+            targets = [job["id"] for job, _ in page.jobs if job.get("job_type") != BATCH]
+
+            def one(job_id: str) -> str | None:
+                write = store.Write(sets={"stop_reason": "cancelled"}, conditions=[("job_type", "<>", BATCH)])
+                outcome = _transition(actor.organization_id, job_id, states.CANCELLED, user_actor(actor), write,
+                                      statuses, "cancelled")
+                return job_id if outcome.applied else None
+
+            cancelled += [job_id for job_id in pool.map(one, targets) if job_id]
+            if len(cancelled) >= body.limit:
+                more = page.resume is not None
+                break
+            if page.resume is None:
+                break
+            before = page.resume
+        else:
+            more = True
+    return {"cancelled": cancelled, "more": more}
+
+
 # ---- transitions the service makes itself (the sweep) --------------------------------
 
 

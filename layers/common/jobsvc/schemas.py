@@ -100,6 +100,73 @@ class HistoryEntry(BaseModel):
     stop_reason: Optional[str]
 
 
+ActiveStatus = Literal["created", "pending", "running"]
+
+
+class BulkCancel(BaseModel):
+    """Body of ``POST /v1/jobs/cancel``: at least one filter member."""
+
+    model_config = _STRICT
+
+    status: Optional[ActiveStatus] = None
+    job_type: Optional[CreatableJobType] = None
+    source_id: Optional[str] = Field(None, max_length=1024)
+    created_before: Optional[str] = Field(None, max_length=64, description="RFC 3339 time")
+    limit: int = Field(1000, ge=1, le=1000)
+
+
+class BulkCancelResult(BaseModel):
+    cancelled: list[str]
+    more: bool
+
+
+class Recover(BaseModel):
+    """Body of ``POST /v1/callbacks/recover``."""
+
+    model_config = _STRICT
+
+    since: str = Field(max_length=64, description="RFC 3339 time")
+    until: Optional[str] = Field(None, max_length=64, description="RFC 3339 time (default: now)")
+
+
+class Queued(BaseModel):
+    queued: int
+
+
+class StatusCounts(BaseModel):
+    created: int
+    pending: int
+    running: int
+    completed: int
+    failed: int
+    cancelled: int
+    expired: int
+
+
+class CallbackStats(BaseModel):
+    delivered: int
+    failed: int
+    avg_latency_ms: Optional[int]
+
+
+class StatsWindow(BaseModel):
+    since: str
+    until: str
+    created: int
+    completed: int
+    failed: int
+    cancelled: int
+    expired: int
+    completion_rate: Optional[float]
+    avg_processing_ms: Optional[int]
+    callbacks: CallbackStats
+
+
+class Stats(BaseModel):
+    counts: StatusCounts
+    window: StatsWindow
+
+
 class Error(BaseModel):
     detail: Union[str, list[Any]]
 

@@ -173,7 +173,7 @@ def deliver(task: Task) -> str:
     ttl = retention_ttl(int(parse_iso(completed).timestamp())) if completed else None
     claim = store.claim(
         task.organization_id, task.job_id, task.delivery_id, task.seen, moment, moment + cfg.webhook_lease_seconds,
-        takeover=task.takeover, redrive=task.redrive, ttl=ttl,
+        takeover=task.takeover, redrive=task.redrive, ttl=ttl, event=task.payload,
     )
     if not claim.claimed:
         return _refused_claim(task, claim, moment)
@@ -263,6 +263,39 @@ def request_redelivery(actor: Actor, job_id: str) -> dict[str, str]:
     if not job.get("callback_url"):
         raise errors.InvalidTransition(f"job {job_id} has no callback_url", job["status"])
     return _queue_redelivery(to_public(job))
+
+
+#: a recover call queues at most this many redeliveries (call again for the rest)
+MAX_RECOVER = 1000
+
+
+def recover(actor: Actor, since: str, until: str | None = None) -> dict[str, int]:
+    """Send again every terminal event of the caller's organization whose delivery ended
+    failed between ``since`` and ``until`` (the failed index). Each is taken out of that
+    index as it is queued, so calling again does not queue it twice; its redelivery, if it
+    fails too, puts it back."""
+    start = _time("since", since)
+    end = _time("until", until) if until is not None else iso(now())
+    if end < start:
+        raise errors.InvalidInput("until is before since")
+    queued = 0
+    for state in store.failed_since(actor.organization_id, start, end, MAX_RECOVER):
+        job_id = state["job_id"]
+        if not store.unmark_failed(actor.organization_id, job_id, state["fail_at"]):
+            continue  # recovered by another call meanwhile
+        job, _ = job_store.get_job(actor.organization_id, job_id)
+        if job is None or not job.get("callback_url") or not states.is_terminal(job["status"]):
+            continue
+        _queue_redelivery(to_public(job))
+        queued += 1
+    return {"queued": queued}
+
+
+def _time(name: str, value: str) -> str:
+    try:
+        return iso(parse_iso(value))
+    except ValueError:
+        raise errors.InvalidInput(f"{name} must be an RFC 3339 time, e.g. 2026-11-28T15:04:05Z") from None
 
 
 def _queue_redelivery(job: dict[str, Any]) -> dict[str, str]:

@@ -40,7 +40,7 @@ class Claim:
 
 def claim(
     org: str, job_id: str, delivery_id: str, seen: int, now_epoch: int, lease_until: int,
-    takeover: bool = False, redrive: bool = False, ttl: int | None = None,
+    takeover: bool = False, redrive: bool = False, ttl: int | None = None, event: dict[str, Any] | None = None,
 ) -> Claim:
     """Take the right to make attempt ``seen + 1`` of a delivery (one UpdateItem).
 
@@ -61,6 +61,9 @@ def claim(
     ]
     if ttl is not None:
         sets.append(f"{e.n('ttl')} = {e.v(ttl)}")
+    for name in ("job_type", "completed_at"):  # what the stats need of the job
+        if event and event.get(name):
+            sets.append(f"{e.n(name)} = {e.v(event[name])}")
     if seen == 0 and not takeover:
         condition = f"attribute_not_exists({d})"
         sets.append(f"{d} = {e.v({'st': SENDING, 'n': 1, 'lease': lease_until, 'r0': 0})}")
@@ -157,6 +160,20 @@ def failed_since(org: str, since: str, until: str, limit: int) -> list[dict[str,
             if not start:
                 break
     return found[:limit]
+
+
+def unmark_failed(org: str, job_id: str, fail_at: str) -> bool:
+    """Take a webhook item out of the failed index if it is still there as read."""
+    e = Expr()
+    try:
+        call(
+            "UpdateItem", TableName=table(), Key=to_item(layout.webhook_key(org, job_id)),
+            UpdateExpression=f"REMOVE {e.n('fail_pk')}, {e.n('fail_at')}",
+            ConditionExpression=f"{e.n('fail_at')} = {e.v(fail_at)}", **e.kwargs(),
+        )
+    except Refused:
+        return False
+    return True
 
 
 def delete_webhook_state(org_shard_pk: str, job_id: str) -> None:
