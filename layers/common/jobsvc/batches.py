@@ -13,7 +13,7 @@ from dataclasses import replace
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Callable
 
-from . import errors, providers, states
+from . import errors, providers, states, telemetry
 from .auth import Actor
 from .config import settings
 from .jobs import BATCH, check_metadata, list_jobs, new_job_record, parse_job_id, to_public, update_running_batch
@@ -265,6 +265,7 @@ def poll(
     org, job_id = job["organization_id"], job["id"]
     moment = iso(now())
     adapter = adapter if adapter is not None else adapter_for(job["provider"])
+    telemetry.emit("BatchPolls", provider=job["provider"])
     try:
         if isinstance(adapter, ProviderNotConfigured):
             raise adapter
@@ -304,6 +305,7 @@ def poll(
             done = update_running_batch(org, job_id, write, target=states.FAILED, stop_reason="provider_unreachable")
             return states.FAILED if done.applied else "error"
         # the last good state (counts) is kept; the next run tries again
+        telemetry.emit("BatchPollErrors", provider=job["provider"])
         update_running_batch(org, job_id, _poll_write(moment, error=message))
         return "error"
     remote = replace(remote, counts=final_counts(remote, tally))

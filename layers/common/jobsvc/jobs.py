@@ -12,7 +12,7 @@ import json
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Callable
 
-from . import errors, ids, states
+from . import errors, ids, states, telemetry
 from .auth import Actor
 from .config import settings
 from .pages import Listing, bounded
@@ -170,6 +170,7 @@ def create_job(actor: Actor, body: JobCreate, idempotency_key: str | None = None
     if idempotency_key is None:
         job = record()
         store.put_job(job)
+        telemetry.emit("JobsCreated", job_type=job["job_type"])
         return to_public(job), False
 
     body_hash = hashlib.sha256(_canonical_json(body.model_dump(mode="json")).encode()).hexdigest()
@@ -181,6 +182,7 @@ def create_job(actor: Actor, body: JobCreate, idempotency_key: str | None = None
     if held is None:
         job = record(job_id)
         store.put_job(job)
+        telemetry.emit("JobsCreated", job_type=job["job_type"])
         return to_public(job), False
     if held.get("body_hash") != body_hash:
         raise errors.InvalidInput("this Idempotency-Key was already used with a different request body")
@@ -325,7 +327,15 @@ def _transition(
             for name in LEAVES_AT_END:
                 write.sets.pop(name, None)
             write.removes += list(LEAVES_AT_END)
-    return store.update_job(org, job_id, write)
+    outcome = store.update_job(org, job_id, write)
+    if target is not None and outcome.applied and outcome.job is not None:
+        job = outcome.job
+        if job.get("history", {}).get(target, [None])[0] == iso(moment):  # entered now, not a repeat
+            telemetry.emit("Transitions", status=target, job_type=job.get("job_type"))
+            if states.is_terminal(target):
+                elapsed = (moment - parse_iso(job["created_at"])).total_seconds() * 1000
+                telemetry.emit("ProcessingTime", elapsed, telemetry.MILLISECONDS, status=target, job_type=job.get("job_type"))
+    return outcome
 
 
 def _api_update(

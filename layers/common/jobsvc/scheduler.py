@@ -13,7 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from . import batches, jobs
+from . import batches, jobs, telemetry
 from .config import settings
 from .storage import access, layout
 from .storage import batches as batch_store
@@ -60,6 +60,8 @@ def run(remaining_ms: Callable[[], int], run_id: str) -> RunReport:
         poll_batches(report, time_left, cfg.poll_concurrency, cfg.poll_max_per_provider)
     finally:
         access.release_lease(LEASE, run_id)
+        telemetry.emit("SweepExpired", report.expired)
+        telemetry.emit("SweepHeartbeatFailed", report.heartbeat_failed)
     return report
 
 

@@ -26,7 +26,7 @@ import time
 from dataclasses import asdict, dataclass, replace
 from typing import Any, Callable
 
-from . import errors, ids, queues, signing, states
+from . import errors, ids, queues, signing, states, telemetry
 from .auth import Actor
 from .config import settings
 from .jobs import parse_job_id, retention_ttl, to_public
@@ -192,6 +192,14 @@ def deliver(task: Task) -> str:
         task.callback_url, body, headers, cfg.webhook_timeout_seconds, cfg.allow_private_callbacks
     )
 
+    telemetry.emit("WebhookAttempts")
+    if outcome.succeeded:
+        telemetry.emit("WebhookDelivered")
+        if completed:
+            latency = (now() - parse_iso(completed)).total_seconds() * 1000
+            telemetry.emit("WebhookLatency", max(0.0, latency), telemetry.MILLISECONDS)
+    else:
+        telemetry.emit("WebhookFailures", **{"class": telemetry.failure_class(outcome.status_code, outcome.error)})
     if outcome.succeeded:
         state, result = store.SUCCEEDED, DELIVERED
     elif outcome.status_code == 410:
@@ -207,6 +215,7 @@ def deliver(task: Task) -> str:
         delay = backoff_seconds(attempt - claim.round_start, retry_after=outcome.retry_after)
         _schedule(cfg.webhook_queue_url, task.next(seen=attempt), delay)
     elif state == store.FAILED:
+        telemetry.emit("WebhookDeadLettered")
         queues.send(cfg.webhook_dlq_url, {
             **task.next(seen=attempt, redrive=True).message(),
             "attempts": attempt, "last_error": outcome.error, "last_status_code": outcome.status_code,
