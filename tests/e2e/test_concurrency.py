@@ -26,6 +26,8 @@ from collections import Counter
 
 import pytest
 
+from tests.contract import unique
+
 N = 20
 
 
@@ -113,7 +115,9 @@ def test_pending_to_running_twenty_clients_one_transition_no_lost_update(api, wa
 def test_pending_running_versus_expired_exactly_one_target_wins(api, warm):
     job = api.create(status="pending")
     targets = ["running" if i % 2 else "expired" for i in range(N)]
-    results = api.race([patch(job["id"], {"status": t, "metadata": {"writer": i}}) for i, t in enumerate(targets)])
+    # each client writes a key of its own (a lost update shows as a missing key) and "writer"
+    results = api.race([patch(job["id"], {"status": t, "metadata": {"writer": i, f"w{i}": i}})
+                        for i, t in enumerate(targets)])
     check_answers(results)
     final = api.job(job["id"])
     winner = final["status"]
@@ -125,13 +129,18 @@ def test_pending_running_versus_expired_exactly_one_target_wins(api, warm):
         else:
             assert status == 409, (target, status, body)
             assert body["current_status"] == winner
+    keys = {k for k in final["metadata"] if k != "writer"}
     if winner == "expired":
         # terminal: one real write, nine harmless same-status answers
-        assert len(own_writes(results, list(range(N)))) == 1
+        writers = own_writes(results, list(range(N)))
+        assert len(writers) == 1 and targets[writers[0]] == "expired"
+        assert keys == {f"w{writers[0]}"}, "only the winner's update applied"
         assert final["completed_at"] is not None
     else:
-        # non-terminal: every "running" client's update applied in turn
-        assert len(own_writes(results, list(range(N)))) >= 1
+        # non-terminal: one transition, then every other "running" client's update applied in turn
+        # (same status: not a transition), and none of the losers'
+        assert keys == {f"w{i}" for i, t in enumerate(targets) if t == "running"}, "an update was lost or leaked"
+        assert targets[final["metadata"]["writer"]] == "running"
         assert final["completed_at"] is None
 
 
@@ -223,3 +232,26 @@ def test_cancel_races_cancel_exactly_one_200(api, warm, round_):
     assert final["status"] == "cancelled" and final["stop_reason"] == "cancelled"
     assert [body for status, body in results if status == 200] == [final]
     assert all(body["current_status"] == "cancelled" for status, body in results if status == 409)
+
+
+# ---- Idempotency-Key (README: "two requests racing with the same key: one creates, the other
+# gets 409; retry it to get the replay") ---------------------------------------------------
+
+
+@pytest.mark.parametrize("round_", range(3))
+def test_creates_racing_with_one_key_make_exactly_one_job(api, warm, round_):
+    key, source = unique("race-key"), unique("race")
+    body = {"job_type": "run", "metadata": {"source_id": source}}
+    results = api.race([("POST", "/v1/jobs", body, api, 0.0, {"Idempotency-Key": key}) for _ in range(10)])
+    statuses = Counter(status for status, _ in results)
+    assert set(statuses) <= {201, 409}, results
+    created = [answer for answer in results if answer[0] == 201]
+    originals = [answer[1] for answer in created if answer.headers.get("idempotent-replayed") != "true"]
+    assert len(originals) == 1, f"{len(originals)} requests created a job: {statuses}"
+    job = originals[0]
+    assert all(answer[1]["id"] == job["id"] for answer in created), "every other 201 is a replay of that job"
+    assert all(answer[1]["detail"] for answer in results if answer[0] == 409)
+    # a retry after the race gets the replay, and there is one job
+    again = api.post("/v1/jobs", json=body, headers={"Idempotency-Key": key})
+    assert again.status_code == 201 and again.headers.get("Idempotent-Replayed") == "true" and again.json()["id"] == job["id"]
+    assert api.listed([job["id"]], source_id=source) == [job["id"]]
