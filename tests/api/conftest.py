@@ -1,9 +1,11 @@
 """API-level fixtures: the real API function, fed API Gateway payload 2.0 events, against moto.
 
-One moto backend for the whole ``tests/api`` package (started once: starting moto costs about
-half a second), with the table and the queues built from ``template.yaml``. Tests stay apart
-by organization: every test gets fresh organization ids, so lists, idempotency keys and
-webhook secrets of other tests are never in its way.
+moto is started once for the whole ``tests/api`` package (starting it resets boto3's session:
+about half a second of model loading for the first client), with the table and the queues
+built from ``template.yaml``; each module starts from an empty table (moto reads a global
+index by going over the whole table: a table that grew all session long would slow every
+list). Tests stay apart by organization: every test gets fresh organization ids, so lists,
+idempotency keys and webhook secrets of other tests are never in its way.
 
 moto is made a little more like DynamoDB here (``faithful_moto``): transactions cost what they
 touch (the local stack's own patch: a table shared by a whole package grows), and an update
@@ -88,14 +90,12 @@ def aws() -> Iterator[dict[str, Any]]:
     saved = {name: os.environ.get(name) for name in [*ENVIRONMENT, "WEBHOOK_QUEUE_URL", "WEBHOOK_DLQ_URL"]}
     with faithful_moto(), mock_aws():
         dynamodb = boto3.client("dynamodb", region_name="us-east-1")
-        for definition in Template().table_definitions():
-            dynamodb.create_table(**definition["create"])
         sqs = boto3.client("sqs", region_name="us-east-1")
         urls = {name: sqs.create_queue(QueueName=name)["QueueUrl"] for name in Template().queue_definitions()}
         os.environ.update(ENVIRONMENT, WEBHOOK_QUEUE_URL=urls["WebhookQueue"], WEBHOOK_DLQ_URL=urls["WebhookDeadLetterQueue"])
         settings.cache_clear()
         try:
-            yield {"sqs": sqs, "queues": urls}
+            yield {"dynamodb": dynamodb, "sqs": sqs, "queues": urls, "tables": Template().table_definitions()}
         finally:
             for name, value in saved.items():
                 if value is None:
@@ -103,6 +103,16 @@ def aws() -> Iterator[dict[str, Any]]:
                 else:
                     os.environ[name] = value
             settings.cache_clear()
+
+
+@pytest.fixture(scope="module", autouse=True)
+def fresh_table(aws) -> None:
+    """An empty table for each module (other services are kept: the queues)."""
+    from moto.backends import get_backend
+
+    get_backend("dynamodb").reset()
+    for definition in aws["tables"]:
+        aws["dynamodb"].create_table(**definition["create"])
 
 
 @pytest.fixture

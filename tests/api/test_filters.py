@@ -16,7 +16,7 @@ TYPES = {"created": "job", "pending": "run", "running": "job", "completed": "run
 
 
 @pytest.fixture(scope="module")
-def zoo(handler) -> dict:
+def zoo(handler, fresh_table) -> dict:
     client = InProcessApi(handler, {"organization_id": unique("org-filters"), "user_id": "user-z"})
     source = unique("filters")
     by_status = {status: client.drive(status, job_type=TYPES[status], metadata={"source_id": source})

@@ -14,7 +14,7 @@ PAGE = 3
 
 
 @pytest.fixture(scope="module")
-def ten(handler) -> dict:
+def ten(handler, fresh_table) -> dict:
     client = InProcessApi(handler, {"organization_id": unique("org-pages"), "user_id": "user-p"})
     source = unique("pagination")
     ids = [client.create(metadata={"source_id": source, "i": i})["id"] for i in range(10)]
