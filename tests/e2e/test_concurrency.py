@@ -112,11 +112,14 @@ def test_pending_to_running_twenty_clients_one_transition_no_lost_update(api, wa
     assert final["metadata"] == {f"w{i}": i for i in range(N)}
 
 
-def test_pending_running_versus_expired_exactly_one_target_wins(api, warm):
-    job = api.create(status="pending")
+@pytest.mark.parametrize("head_start", ["running", "expired"])
+def test_pending_running_versus_expired_exactly_one_target_wins(api, warm, head_start):
+    """Half ask for running, half for expired; the clients of one target get a 50 ms head start
+    (so that each variant usually sees its own winner: both outcomes are checked), and every
+    client writes a key of its own besides "writer" (a lost or leaked update shows as a key)."""
+    job = api.create(status="pending", metadata={"base": True})
     targets = ["running" if i % 2 else "expired" for i in range(N)]
-    # each client writes a key of its own (a lost update shows as a missing key) and "writer"
-    results = api.race([patch(job["id"], {"status": t, "metadata": {"writer": i, f"w{i}": i}})
+    results = api.race([patch(job["id"], {"status": t, "metadata": {"writer": i, f"w{i}": i}}) + (api, 0.0 if t == head_start else 0.05)
                         for i, t in enumerate(targets)])
     check_answers(results)
     final = api.job(job["id"])
@@ -129,17 +132,17 @@ def test_pending_running_versus_expired_exactly_one_target_wins(api, warm):
         else:
             assert status == 409, (target, status, body)
             assert body["current_status"] == winner
-    keys = {k for k in final["metadata"] if k != "writer"}
+    keys = set(final["metadata"]) - {"writer"}
     if winner == "expired":
         # terminal: one real write, nine harmless same-status answers
         writers = own_writes(results, list(range(N)))
         assert len(writers) == 1 and targets[writers[0]] == "expired"
-        assert keys == {f"w{writers[0]}"}, "only the winner's update applied"
+        assert keys == {"base", f"w{writers[0]}"}, "only the winner's update applied"
         assert final["completed_at"] is not None
     else:
         # non-terminal: one transition, then every other "running" client's update applied in turn
-        # (same status: not a transition), and none of the losers'
-        assert keys == {f"w{i}" for i, t in enumerate(targets) if t == "running"}, "an update was lost or leaked"
+        # (the same status is not a transition: the rest of the update applies), none of the losers'
+        assert keys == {"base"} | {f"w{i}" for i, t in enumerate(targets) if t == "running"}, "an update was lost or leaked"
         assert targets[final["metadata"]["writer"]] == "running"
         assert final["completed_at"] is None
 
