@@ -80,7 +80,8 @@ def event(
     """The payload 2.0 event for ``method target`` (``target`` is the path with its query string).
 
     ``authorizer`` is what the Lambda authorizer answered in ``context`` (the actor, or the
-    reason there is none); it is passed only on routes that have the authorizer.
+    reason there is none); it is passed only on routes that have the authorizer (None: no
+    authorizer context at all, as in events/api_unauthenticated.json).
     """
     method = method.upper()
     url = urlsplit(target)
@@ -129,8 +130,8 @@ def event(
         "time": now.strftime("%d/%b/%Y:%H:%M:%S +0000"),
         "timeEpoch": int(now.timestamp() * 1000),
     }
-    if authorized:
-        context["authorizer"] = {"lambda": dict(authorizer or {})}
+    if authorized and authorizer is not None:
+        context["authorizer"] = {"lambda": dict(authorizer)}
     out: dict[str, Any] = {
         "version": "2.0",
         "routeKey": route_key,
@@ -139,15 +140,14 @@ def event(
         "headers": merged,
         "requestContext": context,
         "isBase64Encoded": encoded,
-    }
+    }  # "body" last: None when there is none, as the local gateway and the events/ samples have it
     if cookies:
         out["cookies"] = cookies
     if query:
         out["queryStringParameters"] = query
     if path_parameters:
         out["pathParameters"] = path_parameters
-    if payload is not None:
-        out["body"] = payload
+    out["body"] = payload
     return out
 
 
