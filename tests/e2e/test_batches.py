@@ -56,7 +56,8 @@ def test_a_simulated_batch_runs_to_the_end_with_items_and_a_webhook(api, other, 
     done = until_ended(api, batch["id"])
     assert done["status"] == "completed" and done["completed_at"] and done["last_polled_at"]
     assert done["request_counts"] == {"processing": 0, "succeeded": 1, "errored": 1, "canceled": 0, "expired": 1}
-    items = api.get(f"/v1/batches/{batch['id']}/items").json()
+    items = wait_until(lambda: api.list(f"/v1/batches/{batch['id']}/items"), done=lambda got: len(got) == 3,
+                       what="the batch's three items")
     assert [(i["custom_id"], i["status"]) for i in items] == [("q1", "completed"), ("q2", "failed"), ("q3", "expired")]
     assert items[0]["result"]["content"][0]["text"]
     page = api.get(f"/v1/batches/{batch['id']}/items?after=q1&limit=1").json()

@@ -27,6 +27,7 @@ from collections import Counter
 import pytest
 
 from tests.contract import unique
+from tests.waiting import wait_until
 
 N = 20
 
@@ -53,7 +54,9 @@ def test_concurrent_requests_each_answer_for_their_own_caller(api, other, anonym
                 assert (status, answer) == (200, {"status": "ok"})
             else:
                 assert status == 200 and answer["id"] == theirs["id"], f"bravo's GET answered {status} {answer}"
-    assert len(api.list(f"/v1/jobs/{mine['id']}/messages", limit=1000)) == 30
+    messages = wait_until(lambda: api.list(f"/v1/jobs/{mine['id']}/messages", limit=1000), done=lambda got: len(got) >= 30,
+                          what="the 30 messages")
+    assert len(messages) == 30 and {m["job_id"] for m in messages} == {mine["id"]}
 
 
 @pytest.fixture(scope="module")
