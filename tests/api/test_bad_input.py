@@ -8,13 +8,12 @@ was added.
 from __future__ import annotations
 
 import json
-import uuid
 
 import pytest
 
 from tests.contract import job_routes, shift_id
 
-UUID = str(uuid.uuid4())
+UUID = "0193a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b"  # fixed: test ids must be the same in every pytest-xdist worker
 
 
 def check_error(response, status: int) -> dict:
