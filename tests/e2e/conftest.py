@@ -128,7 +128,7 @@ def stack() -> Iterator[dict]:
     )
     base = f"http://127.0.0.1:{port}"
     lines: list[str] = []
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + 300  # a start on a loaded machine takes long; a silent stack blocks readline anyway
     emulator = None
     while time.monotonic() < deadline:
         line = proc.stdout.readline()  # type: ignore[union-attr]
