@@ -333,7 +333,7 @@ def test_openapi_document_lists_every_route_of_the_template(anonymous):
         if key == "$default":
             continue
         path = key.split(" ", 1)[1]
-        if path in hidden:
+        if path in hidden or not path.startswith("/v1/"):  # the docs and other pages are not operations
             continue
         assert (method, path) in documented, f"{key} missing from the OpenAPI document"
     for path, ops in paths.items():
