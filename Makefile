@@ -16,9 +16,11 @@ $(STAMP): $(REQS)
 run: $(STAMP)
 	$(PY) -m local
 
+# two pytest workers (the machine's two cores): the end-to-end tests, which mostly wait on the
+# local stack, on one of them (one stack for all), everything else on either
 test: $(STAMP)
 	$(VENV)/bin/cfn-lint template.yaml
-	$(PY) -m pytest
+	$(PY) -m pytest -n 2 --dist loadgroup
 
 unit: $(STAMP)
 	$(PY) -m pytest tests/unit

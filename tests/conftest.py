@@ -18,3 +18,17 @@ os.environ.update(
 )
 for name in ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_DYNAMODB", "AWS_PROFILE"):
     os.environ.pop(name, None)
+
+
+def pytest_collection_modifyitems(config, items):
+    """With pytest-xdist (``make test`` runs two workers), every end-to-end test goes to one
+    worker, so that one local stack serves them all, while the other worker runs the rest (the
+    largest group is handed out first: the end-to-end tests, the longest chain of the run)."""
+    import pytest
+
+    def end_to_end(item) -> bool:
+        return "tests/e2e/" in item.nodeid.replace("\\", "/") or item.nodeid.startswith("e2e/")
+
+    for item in items:
+        if end_to_end(item):
+            item.add_marker(pytest.mark.xdist_group("e2e"))

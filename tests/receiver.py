@@ -60,9 +60,13 @@ class Receiver:
                     self.close_connection = True
                     return
                 try:
-                    self.send_response(int(action))
-                    if 300 <= int(action) < 400:
+                    status = int(action)
+                    self.send_response(status)
+                    if 300 <= status < 400:
                         self.send_header("Location", "https://example.com/elsewhere")
+                    if status in (204, 304):  # no body, as HTTP requires
+                        self.end_headers()
+                        return
                     self.send_header("Content-Length", "2")
                     self.end_headers()
                     self.wfile.write(b"ok")
@@ -89,11 +93,14 @@ class Receiver:
             return [r for r in self.requests if r.path == path]
 
     def wait_for(self, predicate: Callable[[], bool], timeout: float) -> bool:
+        """(Kept for older tests: new ones wait on progress with ``tests.waiting.wait_until``.)"""
         deadline = time.monotonic() + timeout
+        interval = 0.05
         while time.monotonic() < deadline:
             if predicate():
                 return True
-            time.sleep(0.05)
+            time.sleep(interval)
+            interval = min(interval * 2, 0.5)
         return predicate()
 
     def close(self) -> None:

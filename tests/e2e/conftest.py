@@ -16,8 +16,8 @@ from urllib.parse import urlsplit
 import pytest
 import requests
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))  # the test modules import e2e_support too
-from e2e_support import PATHS, unique  # noqa: E402
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # test modules may import e2e_support as before
+from tests.contract import JobVerbs, unique  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 KEYS = {
@@ -34,8 +34,8 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-class Api:
-    """A small HTTP client for one API key."""
+class Api(JobVerbs):
+    """A small HTTP client for one API key (the job-level verbs come from ``JobVerbs``)."""
 
     def __init__(self, base: str, key: str | None) -> None:
         self.base = base
@@ -48,73 +48,12 @@ class Api:
         kwargs.setdefault("timeout", 30)
         return self.session.request(method, self.base + path, **kwargs)
 
-    def get(self, path: str, **kw) -> requests.Response:
-        return self.request("GET", path, **kw)
-
-    def post(self, path: str, **kw) -> requests.Response:
-        return self.request("POST", path, **kw)
-
-    def patch(self, path: str, **kw) -> requests.Response:
-        return self.request("PATCH", path, **kw)
-
-    def delete(self, path: str, **kw) -> requests.Response:
-        return self.request("DELETE", path, **kw)
-
-    def create(self, **body) -> dict:
-        response = self.post("/v1/jobs", json=body)
-        assert response.status_code == 201, response.text
-        return response.json()
-
-    def job(self, job_id: str) -> dict:
-        """GET a job that must exist."""
-        response = self.get(f"/v1/jobs/{job_id}")
-        assert response.status_code == 200, response.text
-        return response.json()
-
-    def list(self, path: str = "/v1/jobs", **params: Any) -> list[dict]:
-        """GET a list that must succeed (``None`` parameters are left out)."""
-        response = self.get(path, params={k: v for k, v in params.items() if v is not None})
-        assert response.status_code == 200, response.text
-        body = response.json()
-        assert isinstance(body, list), body
-        return body
-
-    def list_all(self, path: str = "/v1/jobs", **params: Any) -> list[dict]:
-        """Every page of a list, following ``Link: <...>; rel="next"`` (a page may be cut short)."""
-        response = self.get(path, params={k: v for k, v in params.items() if v is not None})
-        items: list[dict] = []
-        for _ in range(1000):
-            assert response.status_code == 200, response.text
-            items += response.json()
-            following = response.links.get("next", {}).get("url")
-            if not following:
-                return items
-            assert following.startswith(self.base), following
-            response = self.session.get(following, timeout=30)
-        raise AssertionError("a list that never ends")
-
-    def list_ids(self, path: str = "/v1/jobs", **params: Any) -> list[str]:
-        return [item["id"] for item in self.list(path, **params)]
-
-    def patch_ok(self, job_id: str, **body: Any) -> dict:
-        response = self.patch(f"/v1/jobs/{job_id}", json=body)
-        assert response.status_code == 200, response.text
-        return response.json()
-
-    def drive(self, status: str, **create: Any) -> dict:
-        """A fresh job brought to ``status`` through allowed transitions only."""
-        initial, steps = PATHS[status]
-        job = self.create(status=initial, **create)
-        for step in steps:
-            job = self.patch_ok(job["id"], status=step)
-        assert job["status"] == status
-        return job
-
     def race(self, calls: list[tuple]) -> list[tuple[int, dict]]:
-        """Send every ``(method, path, json body or None[, api[, delay]])`` at once; [(status, body)].
+        """Send every ``(method, path, json body or None[, api[, delay[, headers]]])`` at once;
+        [(status, body)], each an ``Answer`` that also has the response's ``headers``.
 
         A call with a fourth member is sent with that client's key instead of this one's (None: no
-        key); a fifth is a delay in seconds after the common start.
+        key); a fifth is a delay in seconds after the common start; a sixth, more headers.
 
         Each call gets its own connection, opened and used once before the start (so that
         connection set-up does not spread the requests out); then a barrier releases every
@@ -138,7 +77,7 @@ class Api:
             client = calls[i][3] if len(calls[i]) > 3 else self
             key = client.key if client is not None else None
             delay = calls[i][4] if len(calls[i]) > 4 else 0.0
-            headers = {"Content-Type": "application/json"}
+            headers = {"Content-Type": "application/json", **(calls[i][5] if len(calls[i]) > 5 else {})}
             if key:
                 headers["Authorization"] = f"Bearer {key}"
             data = None if body is None else json.dumps(body).encode()
@@ -148,9 +87,9 @@ class Api:
                     time.sleep(delay)
                 connections[i].request(method, path, body=data, headers=headers)
                 response = connections[i].getresponse()
-                results[i] = (response.status, json.loads(response.read() or b"null"))
+                results[i] = Answer(response.status, json.loads(response.read() or b"null"), dict(response.getheaders()))
             except Exception as exc:  # recorded: the test reports it as a failed request
-                results[i] = (None, {"error": repr(exc)})
+                results[i] = Answer(None, {"error": repr(exc)}, {})
             finally:
                 connections[i].close()
 
@@ -160,6 +99,15 @@ class Api:
         for thread in threads:
             thread.join(timeout=120)
         return results
+
+
+class Answer(tuple):
+    """One raced request's answer: unpacks as ``(status, body)``; ``.headers`` has its headers."""
+
+    def __new__(cls, status, body, headers):
+        answer = super().__new__(cls, (status, body))
+        answer.headers = {k.lower(): v for k, v in headers.items()}
+        return answer
 
 
 @pytest.fixture(scope="session")
@@ -180,7 +128,7 @@ def stack() -> Iterator[dict]:
     )
     base = f"http://127.0.0.1:{port}"
     lines: list[str] = []
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + 300  # a start on a loaded machine takes long; a silent stack blocks readline anyway
     emulator = None
     while time.monotonic() < deadline:
         line = proc.stdout.readline()  # type: ignore[union-attr]

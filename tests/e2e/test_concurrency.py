@@ -26,6 +26,9 @@ from collections import Counter
 
 import pytest
 
+from tests.contract import unique
+from tests.waiting import wait_until
+
 N = 20
 
 
@@ -52,8 +55,10 @@ def test_concurrent_requests_each_answer_for_their_own_caller(api, other, anonym
             else:
                 assert status == 200 and answer["id"] == theirs["id"], f"bravo's GET answered {status} {answer}"
     # 30 messages of ~200 KB do not fit one answer (Lambda carries 6 MB): the list pages by Link
-    assert len(api.list(f"/v1/jobs/{mine['id']}/messages", limit=1000)) < 30
-    assert len(api.list_all(f"/v1/jobs/{mine['id']}/messages", limit=1000)) == 30
+    assert len(api.page(f"/v1/jobs/{mine['id']}/messages", limit=1000).json()) < 30
+    messages = wait_until(lambda: api.list_all(f"/v1/jobs/{mine['id']}/messages", limit=1000),
+                          done=lambda got: len(got) >= 30, what="the 30 messages")
+    assert len(messages) == 30 and {m["job_id"] for m in messages} == {mine["id"]}
 
 
 @pytest.fixture(scope="module")
@@ -112,10 +117,15 @@ def test_pending_to_running_twenty_clients_one_transition_no_lost_update(api, wa
     assert final["metadata"] == {f"w{i}": i for i in range(N)}
 
 
-def test_pending_running_versus_expired_exactly_one_target_wins(api, warm):
-    job = api.create(status="pending")
+@pytest.mark.parametrize("head_start", ["running", "expired"])
+def test_pending_running_versus_expired_exactly_one_target_wins(api, warm, head_start):
+    """Half ask for running, half for expired; the clients of one target get a 50 ms head start
+    (so that each variant usually sees its own winner: both outcomes are checked), and every
+    client writes a key of its own besides "writer" (a lost or leaked update shows as a key)."""
+    job = api.create(status="pending", metadata={"base": True})
     targets = ["running" if i % 2 else "expired" for i in range(N)]
-    results = api.race([patch(job["id"], {"status": t, "metadata": {"writer": i}}) for i, t in enumerate(targets)])
+    results = api.race([patch(job["id"], {"status": t, "metadata": {"writer": i, f"w{i}": i}}) + (api, 0.0 if t == head_start else 0.05)
+                        for i, t in enumerate(targets)])
     check_answers(results)
     final = api.job(job["id"])
     winner = final["status"]
@@ -127,13 +137,18 @@ def test_pending_running_versus_expired_exactly_one_target_wins(api, warm):
         else:
             assert status == 409, (target, status, body)
             assert body["current_status"] == winner
+    keys = set(final["metadata"]) - {"writer"}
     if winner == "expired":
         # terminal: one real write, nine harmless same-status answers
-        assert len(own_writes(results, list(range(N)))) == 1
+        writers = own_writes(results, list(range(N)))
+        assert len(writers) == 1 and targets[writers[0]] == "expired"
+        assert keys == {"base", f"w{writers[0]}"}, "only the winner's update applied"
         assert final["completed_at"] is not None
     else:
-        # non-terminal: every "running" client's update applied in turn
-        assert len(own_writes(results, list(range(N)))) >= 1
+        # non-terminal: one transition, then every other "running" client's update applied in turn
+        # (the same status is not a transition: the rest of the update applies), none of the losers'
+        assert keys == {"base"} | {f"w{i}" for i, t in enumerate(targets) if t == "running"}, "an update was lost or leaked"
+        assert targets[final["metadata"]["writer"]] == "running"
         assert final["completed_at"] is None
 
 
@@ -225,3 +240,26 @@ def test_cancel_races_cancel_exactly_one_200(api, warm, round_):
     assert final["status"] == "cancelled" and final["stop_reason"] == "cancelled"
     assert [body for status, body in results if status == 200] == [final]
     assert all(body["current_status"] == "cancelled" for status, body in results if status == 409)
+
+
+# ---- Idempotency-Key (README: "two requests racing with the same key: one creates, the other
+# gets 409; retry it to get the replay") ---------------------------------------------------
+
+
+@pytest.mark.parametrize("round_", range(3))
+def test_creates_racing_with_one_key_make_exactly_one_job(api, warm, round_):
+    key, source = unique("race-key"), unique("race")
+    body = {"job_type": "run", "metadata": {"source_id": source}}
+    results = api.race([("POST", "/v1/jobs", body, api, 0.0, {"Idempotency-Key": key}) for _ in range(10)])
+    statuses = Counter(status for status, _ in results)
+    assert set(statuses) <= {201, 409}, results
+    created = [answer for answer in results if answer[0] == 201]
+    originals = [answer[1] for answer in created if answer.headers.get("idempotent-replayed") != "true"]
+    assert len(originals) == 1, f"{len(originals)} requests created a job: {statuses}"
+    job = originals[0]
+    assert all(answer[1]["id"] == job["id"] for answer in created), "every other 201 is a replay of that job"
+    assert all(answer[1]["detail"] for answer in results if answer[0] == 409)
+    # a retry after the race gets the replay, and there is one job
+    again = api.post("/v1/jobs", json=body, headers={"Idempotency-Key": key})
+    assert again.status_code == 201 and again.headers.get("Idempotent-Replayed") == "true" and again.json()["id"] == job["id"]
+    assert api.listed([job["id"]], source_id=source) == [job["id"]]

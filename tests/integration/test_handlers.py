@@ -47,15 +47,30 @@ def test_create_sample_is_idempotent(table, api_fn, context):
 
 
 def test_every_sample_route(table, api_fn, context):
-    job = create(api_fn, context)
+    """Each sample event does what its route says, in order: read, update, add and list a
+    message, cancel, delete; then the job is gone."""
+    job = create(api_fn, context, {"metadata": {"kept": True}})
+    answers = {}
     for name, expected in [
         ("api_get_job", 200), ("api_update_job", 200), ("api_add_message", 201),
         ("api_list_messages", 200), ("api_cancel_job", 200), ("api_delete_job", 200),
     ]:
         status, body, _ = call(api_fn, with_job(event(name), job["id"]), context)
         assert status == expected, (name, body)
-    status, body, _ = call(api_fn, with_job(event("api_get_job"), job["id"]), context)
-    assert status == 404 and "detail" in body
+        answers[name] = body
+    assert answers["api_get_job"] == job
+    updated = answers["api_update_job"]  # the sample: {"status": "pending", "metadata": {"step": 1}}
+    assert (updated["id"], updated["status"], updated["metadata"]) == (job["id"], "pending", {"kept": True, "step": 1})
+    message = answers["api_add_message"]  # the sample: {"role": "user", "content": "hello"}
+    assert (message["job_id"], message["role"], message["content"]) == (job["id"], "user", "hello")
+    assert answers["api_list_messages"] == [message]
+    cancelled = answers["api_cancel_job"]
+    assert (cancelled["status"], cancelled["stop_reason"], cancelled["metadata"]) == ("cancelled", "cancelled", updated["metadata"])
+    assert cancelled["completed_at"] is not None
+    assert answers["api_delete_job"] == cancelled, "delete answers the job as it was"
+    for name in ("api_get_job", "api_update_job", "api_add_message", "api_list_messages", "api_cancel_job", "api_delete_job"):
+        status, body, _ = call(api_fn, with_job(event(name), job["id"]), context)
+        assert status == 404 and body["detail"], (name, status, body)
 
 
 def test_list_sample(table, api_fn, context):

@@ -1,27 +1,27 @@
 """List filters: ``status``, ``active``, ``job_type``, ``source_id`` and their combinations (section 3).
 
-A module fixture makes one job in every status, alternating job types, all with one unique
-``metadata.source_id``; lists are isolated by that source id or by an ``after``/``before`` window
-around the fixture's ids (other tests' jobs fall outside both).
+A module fixture makes, in an organization of its own, one job in every status with alternating
+job types, all with one ``metadata.source_id``: every list of that organization is exactly
+predictable.
 """
 from __future__ import annotations
 
 import pytest
 
-from e2e_support import ACTIVE, STATUSES, shift_id, unique
+from tests.api.inprocess import InProcessApi
+from tests.contract import ACTIVE, STATUSES, TERMINAL, unique
 
 TYPES = {"created": "job", "pending": "run", "running": "job", "completed": "run",
          "failed": "job", "cancelled": "run", "expired": "job"}
 
 
 @pytest.fixture(scope="module")
-def zoo(api) -> dict:
+def zoo(handler, fresh_table) -> dict:
+    client = InProcessApi(handler, {"organization_id": unique("org-filters"), "user_id": "user-z"})
     source = unique("filters")
-    by_status = {status: api.drive(status, job_type=TYPES[status], metadata={"source_id": source})
+    by_status = {status: client.drive(status, job_type=TYPES[status], metadata={"source_id": source})
                  for status in STATUSES}
-    ids = sorted(job["id"] for job in by_status.values())
-    window = {"after": shift_id(ids[0], -1), "before": shift_id(ids[-1], +1)}
-    return {"source": source, "jobs": by_status, "window": window}
+    return {"api": client, "source": source, "jobs": by_status}
 
 
 def expected(zoo: dict, keep) -> list[str]:
@@ -30,64 +30,77 @@ def expected(zoo: dict, keep) -> list[str]:
 
 
 @pytest.mark.parametrize("status", STATUSES)
-def test_status(api, zoo, status):
+def test_status(zoo, status):
+    api = zoo["api"]
     want = [zoo["jobs"][status]["id"]]
     assert api.list_ids(status=status, source_id=zoo["source"]) == want
-    assert api.list_ids(status=status, **zoo["window"]) == want
-    listed = api.list(status=status, **zoo["window"])
-    assert listed == [api.job(want[0])], "a filtered list holds the full current job"
+    assert api.list_ids(status=status) == want
+    assert api.list(status=status) == [api.job(want[0])], "a filtered list holds the full current job"
 
 
-def test_active_true_is_created_pending_running(api, zoo):
-    want = expected(zoo, lambda job: job["status"] in ACTIVE)
-    assert len(want) == 3
-    assert api.list_ids(active="true", **zoo["window"]) == want
-    assert api.list_ids(active="true", source_id=zoo["source"]) == want
-    assert all(job["status"] in ACTIVE for job in api.list(active="true", limit=200))
+@pytest.mark.parametrize("active, statuses", [("true", ACTIVE), ("false", TERMINAL)])
+def test_active(zoo, active, statuses):
+    """``active=true``: only created, pending, running; ``active=false``: only terminal jobs."""
+    api = zoo["api"]
+    want = expected(zoo, lambda job: job["status"] in statuses)
+    assert len(want) == len(statuses)
+    assert api.list_ids(active=active) == want
+    assert api.list_ids(active=active, source_id=zoo["source"]) == want
+    assert api.list_ids(active=active, order="asc") == list(reversed(want))
+    for status in STATUSES:
+        only = [zoo["jobs"][status]["id"]] if status in statuses else []
+        assert api.list_ids(active=active, status=status) == only, status
 
 
 @pytest.mark.parametrize("job_type", ["job", "run"])
-def test_job_type(api, zoo, job_type):
+def test_job_type(zoo, job_type):
+    api = zoo["api"]
     want = expected(zoo, lambda job: job["job_type"] == job_type)
-    assert api.list_ids(job_type=job_type, **zoo["window"]) == want
+    assert api.list_ids(job_type=job_type) == want
     assert api.list_ids(job_type=job_type, source_id=zoo["source"]) == want
 
 
-def test_without_job_type_every_type_is_listed(api, zoo):
+def test_without_job_type_every_type_is_listed(zoo):
+    api = zoo["api"]
     everything = expected(zoo, lambda job: True)
     assert len(everything) == 7
-    assert api.list_ids(**zoo["window"]) == everything
-    assert {job["job_type"] for job in api.list(**zoo["window"])} == {"job", "run"}
-    assert api.list_ids(job_type="batch", **zoo["window"]) == []
+    assert api.list_ids() == everything
+    assert {job["job_type"] for job in api.list()} == {"job", "run"}
+    assert api.list_ids(job_type="batch") == []
 
 
-def test_source_id_equals_metadata_source_id(api, zoo):
+def test_source_id_equals_metadata_source_id(zoo):
+    api = zoo["api"]
     assert api.list_ids(source_id=zoo["source"]) == expected(zoo, lambda job: True)
     assert api.list_ids(source_id=zoo["source"] + "-other") == []
     assert api.list_ids(source_id=zoo["source"][:-1]) == [], "equality, not a prefix match"
+    assert api.list_ids(source_id=zoo["source"].upper()) == [], "case matters"
 
 
-@pytest.mark.parametrize(
-    "filters, keep",
-    [
-        ({"status": "running", "job_type": "job"}, lambda j: j["status"] == "running"),
-        ({"status": "running", "job_type": "run"}, lambda j: False),
-        ({"status": "completed", "job_type": "run"}, lambda j: j["status"] == "completed"),
-        ({"active": "true", "job_type": "run"}, lambda j: j["status"] == "pending"),
-        ({"active": "true", "job_type": "job"}, lambda j: j["status"] in ("created", "running")),
-        ({"active": "true", "status": "failed"}, lambda j: False),
-        ({"active": "true", "status": "pending"}, lambda j: j["status"] == "pending"),
-    ],
-    ids=lambda v: "&".join(f"{k}={x}" for k, x in v.items()) if isinstance(v, dict) else "",
-)
-def test_combinations(api, zoo, filters, keep):
+COMBINATIONS = [
+    ({"status": "running", "job_type": "job"}, lambda j: j["status"] == "running"),
+    ({"status": "running", "job_type": "run"}, lambda j: False),
+    ({"status": "completed", "job_type": "run"}, lambda j: j["status"] == "completed"),
+    ({"active": "true", "job_type": "run"}, lambda j: j["status"] == "pending"),
+    ({"active": "true", "job_type": "job"}, lambda j: j["status"] in ("created", "running")),
+    ({"active": "false", "job_type": "job"}, lambda j: j["status"] in ("failed", "expired")),
+    ({"active": "true", "status": "failed"}, lambda j: False),
+    ({"active": "true", "status": "pending"}, lambda j: j["status"] == "pending"),
+]
+
+
+@pytest.mark.parametrize("filters, keep", COMBINATIONS,
+                         ids=["&".join(f"{k}={x}" for k, x in f.items()) for f, _ in COMBINATIONS])
+def test_combinations(zoo, filters, keep):
+    api = zoo["api"]
     want = expected(zoo, keep)
-    assert api.list_ids(**filters, **zoo["window"]) == want
+    assert api.list_ids(**filters) == want
     assert api.list_ids(**filters, source_id=zoo["source"]) == want
     assert api.list_ids(**filters, source_id=zoo["source"], order="asc") == list(reversed(want))
 
 
-def test_combinations_with_source_id_and_limit(api, zoo):
+def test_combinations_with_source_id_and_limit(zoo):
+    api = zoo["api"]
     want = expected(zoo, lambda j: j["status"] in ACTIVE)
     assert api.list_ids(active="true", source_id=zoo["source"], limit=2) == want[:2]
     assert api.list_ids(active="true", source_id=zoo["source"], limit=2, order="asc") == list(reversed(want))[:2]
@@ -126,14 +139,14 @@ def test_source_id_set_by_patch_on_a_job_created_without_one(api, tag):
 
 def test_filters_follow_transitions(api, tag):
     job = api.create(job_type="run", metadata={"source_id": tag})
-    window = {"after": shift_id(job["id"], -1), "before": shift_id(job["id"], +1)}
 
     def listed(**filters) -> bool:
-        found = job["id"] in api.list_ids(**filters, **window)
+        found = job["id"] in api.list_ids(**filters)
         assert found == (job["id"] in api.list_ids(**filters, source_id=tag)), filters
         return found
 
     assert listed(status="created") and listed(active="true") and listed(job_type="run")
+    assert not listed(active="false")
     api.patch_ok(job["id"], status="pending")
     assert not listed(status="created") and listed(status="pending") and listed(active="true")
     api.patch_ok(job["id"], status="running")
@@ -141,6 +154,7 @@ def test_filters_follow_transitions(api, tag):
     api.patch_ok(job["id"], status="failed")
     assert not listed(status="running") and listed(status="failed")
     assert not listed(active="true"), "a terminal job leaves the active list"
+    assert listed(active="false"), "and enters the inactive one"
     assert listed(job_type="run") and listed(status="failed", job_type="run")
 
 
@@ -149,8 +163,9 @@ def test_cancel_and_delete_update_the_lists(api, tag):
     assert api.list_ids(active="true", source_id=tag) == [job["id"]]
     api.patch(f"/v1/jobs/{job['id']}/cancel")
     assert api.list_ids(active="true", source_id=tag) == []
+    assert api.list_ids(active="false", source_id=tag) == [job["id"]]
     assert api.list_ids(status="cancelled", source_id=tag) == [job["id"]]
     assert api.delete(f"/v1/jobs/{job['id']}").status_code == 200
-    for filters in ({}, {"status": "cancelled"}, {"job_type": "job"}):
+    for filters in ({}, {"status": "cancelled"}, {"job_type": "job"}, {"active": "false"}):
         assert api.list_ids(**filters, source_id=tag) == []
-        assert job["id"] not in api.list_ids(**filters, after=shift_id(job["id"], -1), before=shift_id(job["id"], 1))
+        assert api.list_ids(**filters) == []
