@@ -51,7 +51,8 @@ BAD_BATCHES = {
     "unknown member": (simulated(extra=1), 422),
     "metadata over 64 KiB": (simulated(metadata={"x": "a" * (64 * 1024)}), 422),
     "callback not a url": (simulated(callback_url="not a url"), 422),
-    "the provider refuses": (simulated({"custom_id": "a", "params": {"simulate": "exploded"}}), 502),
+    # a bad simulate is invalid input, known before the provider is asked
+    "a bad params.simulate": (simulated({"custom_id": "a", "params": {"simulate": "exploded"}}), 422),
 }
 
 

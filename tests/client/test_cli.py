@@ -11,11 +11,9 @@ from jobsvc_client import cli
 from tests.client.support import Recorded, Reply, StubServer, free_port
 
 KEY = "jsk_unit_0123456789abcdef"
-NOW = datetime.now(timezone.utc)
-
-
 def ts(seconds_ago: float) -> str:
-    return (NOW - timedelta(seconds=seconds_ago)).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    """A time ``seconds_ago`` before now (now when the test runs: the table shows ages)."""
+    return (datetime.now(timezone.utc) - timedelta(seconds=seconds_ago)).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def job(n: int, status: str = "running", **extra) -> dict:
@@ -148,11 +146,12 @@ def test_empty_list(stub):
 
 
 def test_stuck_asks_for_running_jobs_not_updated_since(stub):
-    stub.handler = lambda r: Reply(200, [job(1)])
+    listed = job(1)
+    stub.handler = lambda r: Reply(200, [listed])
     before = datetime.now(timezone.utc)
     code, out = run(stub, "stuck", "--older-than", "15m", "--json")
     after = datetime.now(timezone.utc)
-    assert code == 0 and json.loads(out) == [job(1)]
+    assert code == 0 and json.loads(out) == [listed]
     query = stub.requests[0].query
     assert query["status"] == "running"
     cutoff = datetime.strptime(query["updated_before"], "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=timezone.utc)

@@ -122,8 +122,10 @@ def from_item(item: dict[str, Any] | None) -> dict[str, Any] | None:
 
 
 def check_json(value: Any, what: str, depth: int = 0) -> None:
-    """Refuse JSON that DynamoDB cannot store faithfully (raises InvalidInput)."""
-    if depth > 16:
+    """Refuse JSON that DynamoDB cannot store faithfully (raises InvalidInput). ``value`` is
+    level 1; objects and lists may nest to level 16 (DynamoDB allows 32 in all: the
+    service keeps room for its own)."""
+    if isinstance(value, (dict, list)) and depth >= 16:
         raise errors.InvalidInput(f"{what} is nested too deeply (at most 16 levels)")
     if isinstance(value, bool) or value is None or isinstance(value, str):
         return
