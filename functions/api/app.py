@@ -21,9 +21,9 @@ from jobsvc.auth import Actor
 from jobsvc.config import settings
 from jobsvc.pages import Listing
 from jobsvc.schemas import (
-    Batch, BatchCreate, BatchItem, BulkCancel, BulkCancelResult, CallbackAttempt, Health, HistoryEntry, Job, JobCreate,
-    JobType, JobUpdate, Message, MessageCreate, Queued, Recover, Redelivery, Role, Stats, Status, TransitionError,
-    WebhookSecret,
+    Batch, BatchCreate, BatchItem, BulkCancel, BulkCancelResult, CallbackAttempt, Error, Health, HistoryEntry, Job,
+    JobCreate, JobType, JobUpdate, Message, MessageCreate, Queued, Recover, Redelivery, Role, Stats, Status,
+    TransitionError, WebhookSecret,
 )
 
 logger = Logger()
@@ -38,11 +38,39 @@ WEB_ROUTES = (
 #: routes without the authorizer (as in template.yaml); "$default" answers unknown routes with 404.
 PUBLIC_ROUTES = frozenset({"GET /v1/health", "GET /v1/openapi.json", "$default"} | {f"GET {path}" for path in WEB_ROUTES})
 JobId = Annotated[str, Path(description="job-<UUIDv7>")]
-_ERRORS: dict[int, Any] = {
-    401: {"description": "missing or unknown API key"},
-    404: {"description": "no such job in your organization"},
-    422: {"description": "invalid field"},
+#: every route but the public ones needs the key (the OpenAPI document says so route by route)
+KEY = [{"apiKey": []}]
+
+#: what each error status means, in the words of the OpenAPI document; every one is a {detail}
+ERROR_MEANINGS = {
+    400: "the body is not valid JSON (or not UTF-8, or nested too deeply)",
+    401: "missing, malformed or unknown API key",
+    404: "no such job (or batch) in your organization",
+    409: "conflicts with the job's current status",
+    413: "the body (or the item it would make) is too large",
+    422: "an invalid field: the problems are in detail",
+    502: "the provider refused the request or could not be reached",
+    503: "the database stayed busy after retries; retry later",
 }
+
+
+def answers(status: int, description: str, model: Any = None, *errors_: int, body: bool = False,
+            conflict: Any = None, link: bool = False) -> dict[int, Any]:
+    """The OpenAPI answers of a route: its success (``status``, ``model``) and each error it can
+    give, every error a ``{detail}`` (409 on a job: ``{detail, current_status}``)."""
+    success: dict[str, Any] = {"description": description}
+    if model is not None:
+        success["content"] = {"application/json": {"model": model}}
+    if link:
+        success["headers"] = {"Link": {
+            "description": 'present when more may follow: `<url>; rel="next"` fetches the next page (RFC 8288)',
+            "schema": {"type": "string"},
+        }}
+    out: dict[int, Any] = {status: success}
+    for code in sorted({401, 422, 503, *errors_, *((400, 413) if body else ())}):
+        model_ = conflict if code == 409 and conflict is not None else Error
+        out[code] = {"description": ERROR_MEANINGS[code], "content": {"application/json": {"model": model_}}}
+    return out
 
 
 def _json(status: int, body: Any, headers: dict[str, str] | None = None) -> Response:
@@ -97,7 +125,7 @@ def _not_found(_exc: Exception) -> Response:
 # ---- routes ------------------------------------------------------------------------
 
 
-@app.get("/v1/health", tags=["service"])
+@app.get("/v1/health", tags=["service"], responses={200: {"description": "the service answers", "content": {"application/json": {"model": Health}}}})
 def health() -> Health:
     return Health(status="ok")
 
@@ -112,9 +140,16 @@ def openapi() -> Response[dict[str, Any]]:
         version="1.0.0",
         description="Track background jobs, enforce their state machine, hear about their end by webhook.",
         security_schemes={"apiKey": HTTPBearer(description="Authorization: Bearer <api key>")},
-        security=[{"apiKey": []}],
     )
-    return _json(200, json.loads(schema))
+    document = json.loads(schema)
+    for operations in document.get("paths", {}).values():
+        for operation in operations.values():
+            if "security" not in operation:  # a public route: say so, rather than inherit nothing
+                operation["security"] = []
+                operation.get("responses", {}).pop("422", None)  # no parameters, nothing to refuse
+    document.get("components", {}).get("schemas", {}).pop("HTTPValidationError", None)
+    document.get("components", {}).get("schemas", {}).pop("ValidationError", None)
+    return _json(200, document)
 
 
 def _web_route(path: str) -> None:
@@ -133,7 +168,7 @@ for _path in WEB_ROUTES:
     _web_route(_path)
 
 
-@app.post("/v1/jobs", tags=["jobs"], responses={201: {"description": "the job"}, 409: {"description": "concurrent request with the same Idempotency-Key"}, **_ERRORS})
+@app.post("/v1/jobs", tags=["jobs"], security=KEY, responses=answers(201, "the job (a replay of an Idempotency-Key: the same job, with Idempotent-Replayed: true)", Job, 409, body=True))
 def create_job(
     body: Annotated[Optional[JobCreate], Body()] = None,
     idempotency_key: Annotated[Optional[str], Header(alias="idempotency-key", description="repeat a create safely for 24 hours")] = None,
@@ -142,7 +177,7 @@ def create_job(
     return _json(201, job, {"Idempotent-Replayed": "true"} if replayed else None)
 
 
-@app.get("/v1/jobs", tags=["jobs"], responses=_ERRORS)
+@app.get("/v1/jobs", tags=["jobs"], security=KEY, responses=answers(200, "a page of jobs", list[Job], link=True))
 def list_jobs(
     before: Annotated[Optional[str], Query(max_length=80, description="job id: only jobs created before it")] = None,
     after: Annotated[Optional[str], Query(max_length=80, description="job id: only jobs created after it")] = None,
@@ -160,12 +195,12 @@ def list_jobs(
     ))
 
 
-@app.post("/v1/jobs/cancel", tags=["operations"], responses={422: {"description": "no filter, or an invalid one"}, **_ERRORS})
+@app.post("/v1/jobs/cancel", tags=["operations"], security=KEY, responses=answers(200, "the jobs cancelled, and whether more may match", BulkCancelResult, body=True))
 def bulk_cancel(body: Annotated[BulkCancel, Body()]) -> BulkCancelResult:
     return jobs.bulk_cancel(actor(), body)
 
 
-@app.get("/v1/stats", tags=["operations"], responses=_ERRORS)
+@app.get("/v1/stats", tags=["operations"], security=KEY, responses=answers(200, "counts now, and the window's figures", Stats))
 def get_stats(
     hours: Annotated[int, Query(ge=1, le=720, description="the window: the last hours (whole hours)")] = 24,
     job_type: Annotated[Optional[JobType], Query()] = None,
@@ -173,42 +208,42 @@ def get_stats(
     return stats.read(actor(), hours, job_type)
 
 
-@app.post("/v1/callbacks/recover", tags=["webhooks"], responses={202: {"description": "queued"}, **_ERRORS})
+@app.post("/v1/callbacks/recover", tags=["webhooks"], security=KEY, responses=answers(202, "redeliveries queued", Queued, body=True))
 def recover_callbacks(body: Annotated[Recover, Body()]) -> Response[Queued]:
     return _json(202, webhooks.recover(actor(), body.since, body.until))
 
 
-@app.get("/v1/jobs/<job_id>", tags=["jobs"], responses=_ERRORS)
+@app.get("/v1/jobs/<job_id>", tags=["jobs"], security=KEY, responses=answers(200, "the job", Job, 404))
 def get_job(job_id: JobId) -> Job:
     return jobs.get_job(actor(), job_id)
 
 
-@app.get("/v1/jobs/<job_id>/history", tags=["jobs"], responses=_ERRORS)
+@app.get("/v1/jobs/<job_id>/history", tags=["jobs"], security=KEY, responses=answers(200, "every status the job entered, oldest first", list[HistoryEntry], 404))
 def job_history(job_id: JobId) -> list[HistoryEntry]:
     return jobs.history(actor(), job_id)
 
 
-@app.patch("/v1/jobs/<job_id>", tags=["jobs"], responses={409: {"description": "not allowed from the current status", "content": {"application/json": {"schema": TransitionError.model_json_schema()}}}, **_ERRORS})
+@app.patch("/v1/jobs/<job_id>", tags=["jobs"], security=KEY, responses=answers(200, "the job after the update", Job, 404, 409, body=True, conflict=TransitionError))
 def update_job(job_id: JobId, body: Annotated[JobUpdate, Body()]) -> Job:
     return jobs.update_job(actor(), job_id, body)
 
 
-@app.patch("/v1/jobs/<job_id>/cancel", tags=["jobs"], responses={409: {"description": "the job is terminal"}, **_ERRORS})
+@app.patch("/v1/jobs/<job_id>/cancel", tags=["jobs"], security=KEY, responses=answers(200, "the cancelled job", Job, 404, 409, conflict=TransitionError))
 def cancel_job(job_id: JobId) -> Job:
     return jobs.cancel_job(actor(), job_id)
 
 
-@app.delete("/v1/jobs/<job_id>", tags=["jobs"], responses=_ERRORS)
+@app.delete("/v1/jobs/<job_id>", tags=["jobs"], security=KEY, responses=answers(200, "the deleted job", Job, 404, 409, conflict=TransitionError))
 def delete_job(job_id: JobId) -> Job:
     return jobs.delete_job(actor(), job_id)
 
 
-@app.post("/v1/jobs/<job_id>/messages", tags=["messages"], responses={201: {"description": "the message"}, **_ERRORS})
+@app.post("/v1/jobs/<job_id>/messages", tags=["messages"], security=KEY, responses=answers(201, "the message", Message, 404, body=True))
 def add_message(job_id: JobId, body: Annotated[MessageCreate, Body()]) -> Response[Message]:
     return _json(201, jobs.add_message(actor(), job_id, body))
 
 
-@app.get("/v1/jobs/<job_id>/messages", tags=["messages"], responses=_ERRORS)
+@app.get("/v1/jobs/<job_id>/messages", tags=["messages"], security=KEY, responses=answers(200, "a page of the job's messages", list[Message], 404, link=True))
 def list_messages(
     job_id: JobId,
     before: Annotated[Optional[str], Query(max_length=80)] = None,
@@ -220,33 +255,33 @@ def list_messages(
     return _page(jobs.list_messages(actor(), job_id, before=before, after=after, limit=limit, order=order, role=role))
 
 
-@app.get("/v1/jobs/<job_id>/callbacks", tags=["webhooks"], responses=_ERRORS)
+@app.get("/v1/jobs/<job_id>/callbacks", tags=["webhooks"], security=KEY, responses=answers(200, "the webhook attempts, oldest first", list[CallbackAttempt], 404))
 def list_callbacks(job_id: JobId, limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> list[CallbackAttempt]:
     return webhooks.list_attempts(actor(), job_id, limit)
 
 
-@app.post("/v1/jobs/<job_id>/callbacks/redeliver", tags=["webhooks"], responses={202: {"description": "queued"}, 409: {"description": "the job is not terminal or has no callback_url"}, **_ERRORS})
+@app.post("/v1/jobs/<job_id>/callbacks/redeliver", tags=["webhooks"], security=KEY, responses=answers(202, "queued", Redelivery, 404, 409, conflict=TransitionError))
 def redeliver(job_id: JobId) -> Response[Redelivery]:
     return _json(202, webhooks.request_redelivery(actor(), job_id))
 
 
-@app.get("/v1/webhook-secret", tags=["webhooks"], responses=_ERRORS)
+@app.get("/v1/webhook-secret", tags=["webhooks"], security=KEY, responses=answers(200, "the organization's signing secret", WebhookSecret))
 def webhook_secret() -> WebhookSecret:
     return webhooks.get_secret(actor())
 
 
-@app.post("/v1/webhook-secret/rotate", tags=["webhooks"], responses=_ERRORS)
+@app.post("/v1/webhook-secret/rotate", tags=["webhooks"], security=KEY, responses=answers(200, "the new secret (the old one also signs for 24 hours)", WebhookSecret))
 def rotate_webhook_secret() -> WebhookSecret:
     return webhooks.rotate_secret(actor())
 
 
-@app.post("/v1/batches", tags=["batches"], responses={201: {"description": "the batch"}, 502: {"description": "the provider refused or failed"}, **_ERRORS})
+@app.post("/v1/batches", tags=["batches"], security=KEY, responses={**answers(201, "the batch, submitted or registered", Batch, 404, 502, body=True), 200: {"description": "the provider batch is already tracked by your organization: the job that tracks it", "content": {"application/json": {"model": Batch}}}})
 def create_batch(body: Annotated[BatchCreate, Body()]) -> Response[Batch]:
     batch, created = batches.create_batch(actor(), body)
     return _json(201 if created else 200, batch)
 
 
-@app.get("/v1/batches", tags=["batches"], responses=_ERRORS)
+@app.get("/v1/batches", tags=["batches"], security=KEY, responses=answers(200, "a page of batches", list[Batch], link=True))
 def list_batches(
     before: Annotated[Optional[str], Query(max_length=80)] = None,
     after: Annotated[Optional[str], Query(max_length=80)] = None,
@@ -263,12 +298,12 @@ def list_batches(
     ))
 
 
-@app.get("/v1/batches/<job_id>", tags=["batches"], responses=_ERRORS)
+@app.get("/v1/batches/<job_id>", tags=["batches"], security=KEY, responses=answers(200, "the batch", Batch, 404))
 def get_batch(job_id: JobId) -> Batch:
     return batches.get_batch(actor(), job_id)
 
 
-@app.get("/v1/batches/<job_id>/items", tags=["batches"], responses=_ERRORS)
+@app.get("/v1/batches/<job_id>/items", tags=["batches"], security=KEY, responses=answers(200, "a page of the batch's results, by custom_id", list[BatchItem], 404, link=True))
 def list_batch_items(
     job_id: JobId,
     after: Annotated[Optional[str], Query(max_length=64, description="custom_id: only items after it")] = None,
@@ -277,7 +312,7 @@ def list_batch_items(
     return _page(batches.list_items(actor(), job_id, after, limit))
 
 
-@app.patch("/v1/batches/<job_id>/cancel", tags=["batches"], responses={202: {"description": "cancel requested"}, 409: {"description": "the batch has ended"}, 502: {"description": "the provider refused or failed"}, **_ERRORS})
+@app.patch("/v1/batches/<job_id>/cancel", tags=["batches"], security=KEY, responses=answers(202, "cancel requested: the batch ends cancelled at a coming poll", Batch, 404, 409, 502, conflict=TransitionError))
 def cancel_batch(job_id: JobId) -> Response[Batch]:
     return _json(202, batches.cancel_batch(actor(), job_id))
 
