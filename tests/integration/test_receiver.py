@@ -1,6 +1,7 @@
 """The test receiver's behaviours (tests/receiver.py) that tests of webhook delivery build on."""
 from __future__ import annotations
 
+import errno
 import http.client
 import socket
 from urllib.parse import urlsplit
@@ -34,8 +35,10 @@ def test_trickle_sends_the_headers_then_the_body_a_byte_at_a_time(receiver):
 
 def test_reset_aborts_the_connection(receiver):
     receiver.behaviour = lambda path, n: "reset" if n == 1 else 200
-    with pytest.raises(ConnectionResetError):
+    with pytest.raises(ConnectionResetError) as raised:
         post(receiver, "/rst").read()
+    # a TCP reset, not a connection closed in order (http.client's RemoteDisconnected)
+    assert not isinstance(raised.value, http.client.RemoteDisconnected) and raised.value.errno == errno.ECONNRESET
     assert post(receiver, "/rst").status == 200  # the receiver itself lives on
     assert [r.answer for r in receiver.to("/rst")] == ["reset", 200]
 
