@@ -373,6 +373,8 @@ class SchedulePump(Pump):
                 self.function.invoke(event)
                 return
             except Exception:
+                if self.stopping.is_set():
+                    return  # the stack is stopping: its instances are being stopped under it
                 traceback.print_exc(file=sys.stderr)
 
     def retry_waits(self) -> tuple[float, ...]:
