@@ -29,6 +29,7 @@ def main() -> int:
         index_lag_seconds=settings.index_lag_seconds,
         faults=settings.faults,
         parameters=settings.parameters,
+        timeout_scale=settings.timeout_scale,
     )
     try:
         stack.start()
@@ -46,6 +47,8 @@ def main() -> int:
             f" (LOCAL_TRANSACTION_CONFLICT_MS), eventually consistent reads lag {1000 * settings.index_lag_seconds:g} ms"
             f" (LOCAL_INDEX_LAG_MS), faults: {settings.faults if settings.faults.active else 'none'} (LOCAL_FAULTS)"
         )
+    if settings.timeout_scale != 1:
+        print(f"note: every function's Timeout is {settings.timeout_scale:g} times the template's (LOCAL_TIMEOUT_SCALE)")
     for trigger in stack.unfed_triggers:
         print(f"note: trigger {trigger} is not fed locally yet")
     print(f"ready: {stack.url}  (docs: {stack.url}/v1/docs)", flush=True)

@@ -14,7 +14,8 @@ What Lambda enforces is enforced here too:
   before the function runs (``RequestTooLarge``: Lambda's 413 RequestTooLargeException); a
   larger answer is a function error (``Function.ResponseSizeTooLarge``);
 - the function's ``Timeout`` (template.yaml): past it the instance is killed and the invocation
-  fails with "Task timed out after N.NN seconds";
+  fails with "Task timed out after N.NN seconds" (``LOCAL_TIMEOUT_SCALE`` stretches every Timeout
+  on a machine too busy to keep AWS's pace; 1, the default, is AWS's);
 - an instance that dies (crash, or a ``kill`` fault of LOCAL_FAULTS) fails its invocation with
   ``Runtime.ExitError`` and is replaced by a new one (a cold start) for the next event.
 
@@ -151,11 +152,14 @@ class LocalFunction:
 
     def __init__(
         self, function: Function, paths: list[str], max_instances: int = 4, faults: FaultInjector | None = None,
+        timeout_scale: float = 1.0,
     ) -> None:
         self.spec = function
         self.paths = paths
         self.max_instances = max_instances
         self.faults = faults
+        #: the function's Timeout, times LOCAL_TIMEOUT_SCALE (1: as in AWS)
+        self.timeout = function.timeout * timeout_scale
         self._idle: list[tuple[Any, Connection]] = []
         self._all: list[tuple[Any, Connection]] = []
         self._cond = threading.Condition()
@@ -171,7 +175,7 @@ class LocalFunction:
         parent, child = self._context.Pipe()
         spec = {
             "name": self.spec.logical_id, "handler": self.spec.handler, "code_dir": str(self.spec.code_dir),
-            "memory": self.spec.memory, "timeout": self.spec.timeout,
+            "memory": self.spec.memory, "timeout": self.timeout,
         }
         process = self._context.Process(target=_instance, args=(child, spec, self.paths), daemon=True,
                                         name=f"lambda-{self.spec.logical_id}")
@@ -230,9 +234,9 @@ class LocalFunction:
             self.invocations += 1
         try:
             instance[1].send((payload, kill_after))
-            if not instance[1].poll(self.spec.timeout):
+            if not instance[1].poll(self.timeout):
                 self._release(instance, broken=True)  # Lambda stops the instance at its timeout
-                raise FunctionError(self.name, "Sandbox.Timedout", f"Task timed out after {self.spec.timeout:.2f} seconds")
+                raise FunctionError(self.name, "Sandbox.Timedout", f"Task timed out after {self.timeout:.2f} seconds")
             status, answer = instance[1].recv()
         except (EOFError, OSError):  # the instance died (crash, kill): discard it
             self._release(instance, broken=True)

@@ -43,6 +43,8 @@ class LocalSettings:
     faults: FaultSpec = field(default_factory=FaultSpec)
     #: LOCAL_PARAMETERS: template parameters set for the local stack
     parameters: dict[str, str] = field(default_factory=dict)
+    #: LOCAL_TIMEOUT_SCALE: every function's Timeout is multiplied by it (1: as in AWS)
+    timeout_scale: float = 1.0
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> "LocalSettings":
@@ -57,4 +59,5 @@ class LocalSettings:
             index_lag_seconds=_number(env, "LOCAL_INDEX_LAG_MS", 0.0) / 1000,
             faults=FaultSpec.parse(env.get("LOCAL_FAULTS", "")),
             parameters=parse_parameters(env.get("LOCAL_PARAMETERS", "")),
+            timeout_scale=_number(env, "LOCAL_TIMEOUT_SCALE", 1.0) or 1.0,
         )

@@ -51,6 +51,8 @@ class LocalStack:
     faults: FaultSpec = field(default_factory=FaultSpec)
     #: LOCAL_PARAMETERS: template parameters to set (over the template's defaults)
     parameters: dict[str, str] = field(default_factory=dict)
+    #: LOCAL_TIMEOUT_SCALE: the functions' Timeouts multiplied by it (1: as in AWS)
+    timeout_scale: float = 1.0
 
     def __post_init__(self) -> None:
         self.template = Template({**LOCAL_PARAMETERS, **self.parameters})
@@ -96,7 +98,10 @@ class LocalStack:
 
         specs = self.template.functions()
         paths = [str(layer) for layer in self.template.layer_dirs()] + [str(ROOT)]
-        self.functions = {name: LocalFunction(spec, paths, faults=self.injector) for name, spec in specs.items()}
+        self.functions = {
+            name: LocalFunction(spec, paths, faults=self.injector, timeout_scale=self.timeout_scale)
+            for name, spec in specs.items()
+        }
         for name, kind, props in self.template.event_sources():
             if kind not in PUMPS:
                 self.unfed_triggers.append(f"{name} ({kind})")

@@ -117,3 +117,15 @@ def test_kill_faults_are_off_until_the_stack_is_armed(functions):
     injector.armed = True
     with pytest.raises(FunctionError):
         echo.invoke({"n": 2})
+
+
+def test_the_timeout_scale_stretches_the_functions_timeout(functions):
+    spec = fixture_function("sleep", timeout=1).spec
+    stretched = LocalFunction(spec, fixture_function("sleep").paths, timeout_scale=3)
+    try:
+        assert stretched.invoke({"seconds": 1.5}) == "slept"  # over 1 s, under 3 s
+        with pytest.raises(FunctionError) as raised:
+            stretched.invoke({"seconds": 30})
+        assert raised.value.message == "Task timed out after 3.00 seconds"
+    finally:
+        stretched.stop()
