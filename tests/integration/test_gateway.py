@@ -10,6 +10,7 @@ from typing import Iterator
 
 import pytest
 
+from local.faults import FaultInjector, FaultSpec
 from local.gateway import Gateway
 from local.lambdas import LocalFunction, SYNC_PAYLOAD_BYTES
 from local.template import Authorizer, Route
@@ -26,8 +27,8 @@ def gateway(tmp_path, monkeypatch) -> Iterator:
     monkeypatch.setenv("FIXTURE_LOG", str(tmp_path / "log.jsonl"))
     started: list[tuple[Gateway, dict[str, LocalFunction]]] = []
 
-    def start(routes: list[Route], integration_timeout: float = 30.0, api_timeout: int = 10):
-        functions = {API: fixture_function("http_echo", timeout=api_timeout, max_instances=4),
+    def start(routes: list[Route], integration_timeout: float = 30.0, api_timeout: int = 10, faults=None):
+        functions = {API: fixture_function("http_echo", timeout=api_timeout, max_instances=4, faults=faults),
                      AUTH: fixture_function("authorizer")}
         server = Gateway(0, routes, functions, integration_timeout=integration_timeout)
         threading.Thread(target=server.serve_forever, daemon=True).start()
@@ -146,6 +147,16 @@ def test_no_answer_within_the_integration_timeout_is_api_gateways_503(gateway):
     port, _ = gateway(routes(), integration_timeout=0.5, api_timeout=30)
     status, body = request(port, "GET", "/things/x?sleep=3")
     assert (status, json.loads(body)) == (503, {"message": "Service Unavailable"})
+
+
+def test_an_instance_killed_mid_request_is_api_gateways_500(gateway):
+    injector = FaultInjector(FaultSpec(kill=1.0))
+    injector.armed = True
+    port, functions = gateway(routes(), faults=injector)
+    status, body = request(port, "GET", "/things/x")
+    assert (status, json.loads(body)) == (500, {"message": "Internal Server Error"})
+    injector.armed = False
+    assert request(port, "GET", "/things/x")[0] == 200  # a new instance takes the next request
 
 
 # ---- the authorizer ----------------------------------------------------------------------------

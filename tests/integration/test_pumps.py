@@ -13,6 +13,7 @@ from typing import Iterator
 import pytest
 
 from local.emulator import Emulator
+from local.faults import FaultInjector, FaultSpec
 from local.pumps import QueuePump, SchedulePump, StreamPump
 
 from .local_support import create_table, fixture_function, read_log, wait_until
@@ -198,3 +199,23 @@ def test_a_failed_scheduled_run_is_retried_twice(emulator, log, run, monkeypatch
     time.sleep(1.5)  # a retry still pending would have shown by now (the longest wait is 0.6 s)
     for tries in scheduled_attempts(log).values():
         assert tries == attempts[:len(tries)], tries
+
+
+def test_an_sqs_batch_whose_instance_is_killed_comes_back_after_its_visibility_timeout(emulator, log, run):
+    injector = FaultInjector(FaultSpec(kill=1.0))
+    injector.armed = True
+    url, arn = queue(emulator, VisibilityTimeout="1")
+    emulator.client("sqs").send_message(QueueUrl=url, MessageBody="killed once")
+    function = fixture_function("echo", faults=injector)
+    run(QueuePump(function, {"Queue": arn, "BatchSize": 10}, emulator, poll_seconds=0.05))
+    assert wait_until(lambda: function.invocations >= 1, timeout=60)
+    injector.armed = False  # the first invocation was killed; the next ones live
+
+    def received_again() -> bool:
+        return any(r["attributes"]["ApproximateReceiveCount"] != "1" for event in read_log(log) for r in event["Records"])
+
+    assert wait_until(received_again, timeout=60)
+    sqs = emulator.client("sqs")
+    assert wait_until(lambda: sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]
+                      ["ApproximateNumberOfMessagesNotVisible"] == "0", timeout=30)
+    assert "Messages" not in sqs.receive_message(QueueUrl=url), "the message was not deleted once it succeeded"
