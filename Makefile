@@ -1,6 +1,12 @@
 # The two commands of the README: `make run` (the local stack) and `make test`.
 # Each creates .venv and installs what it needs on first use.
-PYTHON ?= python3
+# Lambda runs python3.13: use it for .venv when the machine has it (on PATH, or installed by
+# pyenv without being selected, even when pyenv is not on the PATH), else python3 (3.11+).
+# A pyenv shim of a version that is not selected exists but fails, so each candidate is run,
+# not just looked up.
+PYTHON ?= $(shell for p in python3.13 $$(ls -d "$$(pyenv root 2>/dev/null)"/versions/3.13*/bin/python3.13 \
+                                        "$${PYENV_ROOT:-$$HOME/.pyenv}"/versions/3.13*/bin/python3.13 2>/dev/null); do \
+            "$$p" -c 'import sys; assert sys.version_info[:2] == (3, 13)' >/dev/null 2>&1 && { echo "$$p"; exit 0; }; done; echo python3)
 VENV   := .venv
 PY     := $(VENV)/bin/python
 REQS   := requirements-dev.txt layers/common/requirements.txt

@@ -1,29 +1,35 @@
 """``python -m local``: run the whole service on http://127.0.0.1:${PORT:-3000} (contract section 8)."""
 from __future__ import annotations
 
-import os
 import secrets
 import signal
 import sys
 import threading
 
+from .settings import LocalSettings
 from .stack import ApiKey, LocalStack, parse_api_keys
 
 
 def main() -> int:
-    port = int(os.environ.get("PORT", "3000"))
-    spec = os.environ.get("LOCAL_API_KEYS", "").strip()
     try:
-        keys = parse_api_keys(spec) if spec else [ApiKey("jsk_local_" + secrets.token_urlsafe(24), "local-org", "local-user")]
+        settings = LocalSettings.from_env()
+        keys = parse_api_keys(settings.api_keys) if settings.api_keys else [
+            ApiKey("jsk_local_" + secrets.token_urlsafe(24), "local-org", "local-user")
+        ]
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     stack = LocalStack(
-        port=port,
-        endpoint_url=os.environ.get("AWS_ENDPOINT_URL") or None,
+        port=settings.port,
+        endpoint_url=settings.endpoint_url,
         api_keys=keys,
-        schedule_seconds=float(os.environ.get("JOBS_SCHEDULE_SECONDS", "5")),
-        verbose=os.environ.get("LOCAL_VERBOSE", "") not in ("", "0", "false"),
+        schedule_seconds=settings.schedule_seconds,
+        verbose=settings.verbose,
+        transaction_seconds=settings.transaction_seconds,
+        index_lag_seconds=settings.index_lag_seconds,
+        faults=settings.faults,
+        parameters=settings.parameters,
+        timeout_scale=settings.timeout_scale,
     )
     try:
         stack.start()
@@ -33,8 +39,16 @@ def main() -> int:
 
     print(f"emulator: {stack.emulator.endpoint_url}{'' if stack.emulator.embedded else ' (external)'}")
     for key in keys:
-        shown = key.key if not spec else key.key[:6] + "..."
+        shown = key.key if not settings.api_keys else key.key[:6] + "..."
         print(f"api key: {shown}  (organization {key.organization_id}, user {key.user_id})")
+    if stack.emulator.embedded:
+        print(
+            f"emulating: transactions hold their items {1000 * settings.transaction_seconds:g} ms"
+            f" (LOCAL_TRANSACTION_CONFLICT_MS), eventually consistent reads lag {1000 * settings.index_lag_seconds:g} ms"
+            f" (LOCAL_INDEX_LAG_MS), faults: {settings.faults if settings.faults.active else 'none'} (LOCAL_FAULTS)"
+        )
+    if settings.timeout_scale != 1:
+        print(f"note: every function's Timeout is {settings.timeout_scale:g} times the template's (LOCAL_TIMEOUT_SCALE)")
     for trigger in stack.unfed_triggers:
         print(f"note: trigger {trigger} is not fed locally yet")
     print(f"ready: {stack.url}  (docs: {stack.url}/v1/docs)", flush=True)

@@ -1,36 +1,59 @@
-"""The AWS side of the local stack: an embedded moto server (or any endpoint given)."""
+"""The AWS side of the local stack: an embedded moto server (or any endpoint given).
+
+The embedded server answers as AWS would where moto does not (see moto_patches.py): one request at
+a time (DynamoDB applies each conditional write atomically; moto's in-memory backend does not
+lock), transactions that hold their items for a while (conflicts.py), eventually consistent reads
+(consistency.py) and injected faults (faults.py).
+"""
 from __future__ import annotations
 
 import json
 import threading
-from typing import Any
+import time
+from typing import Any, Callable, Iterable
 
 import boto3
 from botocore.config import Config
 
+from . import emulation
+from .emulation import Emulation
+from .faults import INTERNAL_HEADER, FaultInjector, FaultSpec, faulting
 from .template import REGION, Template
 
 
-class _OneAtATime:
-    """WSGI wrapper that lets the emulator handle one request at a time.
+class _Serving:
+    """WSGI wrapper: one request at a time through moto, then the hold of a transaction.
 
-    DynamoDB applies each conditional write atomically; moto's in-memory
-    backend does not lock, so concurrent requests are serialised here to keep
-    that guarantee (two racing conditional writes can never both succeed).
+    A transaction's answer is held back (outside the lock, so that other requests run meanwhile
+    and can conflict with it) until its items are released; see conflicts.py.
     """
 
-    def __init__(self, app: Any) -> None:
+    def __init__(self, app: Any, behaviour: Emulation) -> None:
         self.app = app
+        self.behaviour = behaviour
         self.lock = threading.Lock()
 
-    def __call__(self, environ: dict, start_response: Any) -> list[bytes]:
-        with self.lock:
-            return list(self.app(environ, start_response))
+    def __call__(self, environ: dict, start_response: Callable) -> Iterable[bytes]:
+        with emulation.serving(self.behaviour) as request:
+            with self.lock:
+                body = list(self.app(environ, start_response))
+        wait = request.hold_until - time.monotonic()
+        if wait > 0:
+            time.sleep(wait)
+        return body
+
+
+def _mark_internal(request: Any, **_: Any) -> None:
+    request.headers[INTERNAL_HEADER] = "1"
 
 
 class Emulator:
-    def __init__(self, endpoint_url: str | None = None) -> None:
+    def __init__(
+        self, endpoint_url: str | None = None, behaviour: Emulation | None = None, faults: FaultInjector | None = None,
+    ) -> None:
         self.endpoint_url = endpoint_url
+        self.behaviour = behaviour or Emulation()
+        self.faults = faults or FaultInjector(FaultSpec())
         self._server: Any = None
         self._thread: threading.Thread | None = None
 
@@ -55,7 +78,7 @@ class Emulator:
             def log_request(self, *args: Any, **kwargs: Any) -> None:
                 pass
 
-        app = _OneAtATime(DomainDispatcherApplication(create_backend_app))
+        app = faulting(_Serving(DomainDispatcherApplication(create_backend_app), self.behaviour), self.faults)
         self._server = make_server("127.0.0.1", 0, app, threaded=True, request_handler=QuietHandler)
         self._thread = threading.Thread(target=self._server.serve_forever, name="emulator", daemon=True)
         self._thread.start()
@@ -69,12 +92,17 @@ class Emulator:
             self._server.server_close()
             self._server = None
 
-    def client(self, service: str) -> Any:
+    def client(self, service: str, internal: bool = True) -> Any:
+        """A boto3 client of the emulator; ``internal`` ones (the local stack's own: set-up, the
+        stream and queue pollers) are never faulted."""
         credentials = {"aws_access_key_id": "local", "aws_secret_access_key": "local"} if self.embedded else {}
-        return boto3.client(
+        client = boto3.client(
             service, endpoint_url=self.endpoint_url, region_name=REGION,
             config=Config(retries={"max_attempts": 2, "mode": "standard"}), **credentials,
         )
+        if internal:
+            client.meta.events.register("before-send", _mark_internal)
+        return client
 
     def create_resources(self, template: Template) -> None:
         """Create what template.yaml declares and the endpoint lacks (idempotent)."""

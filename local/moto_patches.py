@@ -1,12 +1,20 @@
-"""Make moto's TransactWriteItems cost what the transaction touches, not the table's size.
+"""Where moto differs from DynamoDB in a way the service can notice, and what the emulator adds.
 
-moto backs up every table a transaction names with ``copy.deepcopy`` (stream
+1. Transactions cost what they touch, not the table's size. moto backs up every table a transaction names with ``copy.deepcopy`` (stream
 records included) so that it can roll back. The local stack's table keeps
 growing while it runs, so every transaction got slower (about 80 ms after a
 few hundred jobs, and climbing). The emulator handles one request at a time
 (see emulator.py), so a transaction can instead check every condition first
 and write only when all hold, keeping copies of just the items it writes in
 case a write fails half way. The answers are the same as moto's.
+
+2. No stream record for a write that changes nothing. moto writes one for every PutItem and
+UpdateItem; DynamoDB writes none when the item is left identical ("If you perform a PutItem or
+UpdateItem operation that does not change any data in an item, DynamoDB Streams does not write a
+stream record for that operation": Developer Guide, "Change data capture for DynamoDB Streams").
+
+3. Transaction conflicts (conflicts.py) and eventually consistent reads (consistency.py), which
+moto does not have at all; both are off unless the emulator's settings turn them on.
 """
 from __future__ import annotations
 
@@ -29,6 +37,9 @@ def apply() -> None:
     )
     from moto.dynamodb.models import DynamoDBBackend
     from moto.dynamodb.models.dynamo_type import DynamoType
+    from moto.dynamodb.models.table import StreamShard
+
+    from . import conflicts, consistency
 
     def item_key(table: Any, op_type: str, op: dict) -> dict:
         if op_type != "Put":
@@ -56,7 +67,7 @@ def apply() -> None:
     def transact_write_items(self: Any, transact_items: list[dict[str, Any]]) -> None:
         if len(transact_items) > 100:
             raise TooManyTransactionsException()
-        planned, errors, seen = [], [], set()
+        operations, seen = [], set()
         for item in transact_items:
             if len(item) > 1:
                 raise TransactWriteSingleOpException
@@ -69,6 +80,11 @@ def apply() -> None:
             if identity in seen:
                 raise MultipleTransactionsException()
             seen.add(identity)
+            operations.append((op_type, op, table, key))
+        conflicts.check_transaction(self, transact_items)  # another transaction holds one of its items
+
+        planned, errors = [], []
+        for op_type, op, table, key in operations:
             current = self.get_item(op["TableName"], key)
             error: tuple = (None, None, None)
             if op.get("ConditionExpression") is not None:
@@ -82,6 +98,7 @@ def apply() -> None:
                     error = ("ConditionalCheckFailed", "The conditional request failed", old)
             errors.append(error)
             planned.append((op_type, op, table, key, current))
+        conflicts.hold_transaction(self, transact_items)  # it ran: its items are in use for a while
         if any(code is not None for code, _, _ in errors):
             raise TransactionCanceledException(errors)
 
@@ -107,4 +124,15 @@ def apply() -> None:
             raise
 
     DynamoDBBackend.transact_write_items = transact_write_items
+
+    add_record = StreamShard.add
+
+    def add_if_changed(self: Any, old: Any, new: Any) -> None:
+        if old is not None and new is not None and old.to_json() == new.to_json():
+            return
+        add_record(self, old, new)
+
+    StreamShard.add = add_if_changed
+    conflicts.apply()
+    consistency.apply()
     _applied = True

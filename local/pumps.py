@@ -1,27 +1,34 @@
 """Feed the non-HTTP triggers of template.yaml to their functions, as Lambda's pollers would.
 
 - ``DynamoDB``: read the table's stream, apply the event source mapping's
-  ``FilterCriteria``, invoke with the Lambda stream event; honour
-  ``batchItemFailures`` (retry from the first failed record),
-  ``BisectBatchOnFunctionError``, ``MaximumRetryAttempts`` and the
-  ``OnFailure`` destination.
+  ``FilterCriteria``, invoke with the Lambda stream event (at most ``BatchSize``
+  records and 6 MB); honour ``batchItemFailures`` (retry from the first failed
+  record), ``BisectBatchOnFunctionError``, ``MaximumRetryAttempts``,
+  ``MaximumRecordAgeInSeconds`` and the ``OnFailure`` destination (Lambda's
+  invocation record).
 - ``SQS``: receive (the emulator honours per-message delays, visibility
   timeouts and redrive), invoke with the Lambda SQS event, delete what
   succeeded; failed messages come back after their visibility timeout.
-- ``Schedule``: the EventBridge "Scheduled Event", every JOBS_SCHEDULE_SECONDS.
+- ``Schedule``: the EventBridge "Scheduled Event", every JOBS_SCHEDULE_SECONDS,
+  invoked asynchronously: a failed run is retried twice.
+
+Any failure of an invocation (the handler raised, timed out, crashed, answered
+too much) is a function error to them, as it is to Lambda's pollers.
 """
 from __future__ import annotations
 
+import base64
 import json
 import sys
 import threading
+import time
 import traceback
 import uuid
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, Iterator
 
 from .emulator import Emulator
-from .lambdas import LocalFunction
+from .lambdas import SYNC_PAYLOAD_BYTES, LocalFunction, function_arn, payload_size, to_json
 from .template import ACCOUNT, REGION
 
 
@@ -133,27 +140,45 @@ class StreamPump(Pump):
         self.filters = (self.props.get("FilterCriteria") or {}).get("Filters") or []
         self.reports_items = "ReportBatchItemFailures" in (self.props.get("FunctionResponseTypes") or [])
         self.max_retries = int(self.props.get("MaximumRetryAttempts", -1))
+        #: -1: records never expire (within the stream's 24 hours)
+        self.max_age = int(self.props.get("MaximumRecordAgeInSeconds", -1))
         self.bisect = bool(self.props.get("BisectBatchOnFunctionError", False))
         destination = ((self.props.get("DestinationConfig") or {}).get("OnFailure") or {}).get("Destination")
         self.on_failure_arn = destination
         shards = self.streams.describe_stream(StreamArn=self.arn)["StreamDescription"]["Shards"]
         # the stack starts before any write, so reading from the start is what LATEST would give
         self.iterators = [
-            self.streams.get_shard_iterator(StreamArn=self.arn, ShardId=s["ShardId"], ShardIteratorType="TRIM_HORIZON")["ShardIterator"]
+            (s["ShardId"], self.streams.get_shard_iterator(
+                StreamArn=self.arn, ShardId=s["ShardId"], ShardIteratorType="TRIM_HORIZON")["ShardIterator"])
             for s in shards
         ]
 
     def poll(self) -> bool:
         worked = False
-        for index, iterator in enumerate(self.iterators):
+        for index, (shard_id, iterator) in enumerate(self.iterators):
             response = self.streams.get_records(ShardIterator=iterator, Limit=1000)
-            self.iterators[index] = response.get("NextShardIterator") or iterator
+            self.iterators[index] = (shard_id, response.get("NextShardIterator") or iterator)
             records = [self._lambda_record(r) for r in response.get("Records", [])]
             selected = [r for r in records if passes_filters(self.filters, r)]
-            for start in range(0, len(selected), self.batch_size):
-                self._process(selected[start:start + self.batch_size])
+            for batch in self._batches(selected):
+                self._process(batch, shard_id)
             worked = worked or bool(records)
         return worked
+
+    def _batches(self, records: list[dict]) -> Iterator[list[dict]]:
+        """Up to BatchSize records, and never more than an invocation may carry (Lambda cuts a
+        batch short rather than exceed the 6 MB payload)."""
+        batch: list[dict] = []
+        size = len('{"Records": []}')
+        for record in records:
+            record_size = payload_size(to_json(record)) + 2
+            if batch and (len(batch) == self.batch_size or size + record_size > SYNC_PAYLOAD_BYTES):
+                yield batch
+                batch, size = [], len('{"Records": []}')
+            batch.append(record)
+            size += record_size
+        if batch:
+            yield batch
 
     def _lambda_record(self, record: dict) -> dict:
         data = dict(record["dynamodb"])
@@ -165,17 +190,41 @@ class StreamPump(Pump):
             "eventSource": "aws:dynamodb", "awsRegion": REGION, "dynamodb": data, "eventSourceARN": self.arn,
         }
 
-    def _process(self, batch: list[dict]) -> None:
+    def _expired(self, batch: list[dict]) -> int:
+        """How many records at the head of ``batch`` are older than MaximumRecordAgeInSeconds."""
+        if self.max_age < 0:
+            return 0
+        now = time.time()
+        count = 0
+        for record in batch:
+            if now - record["dynamodb"].get("ApproximateCreationDateTime", now) <= self.max_age:
+                break
+            count += 1
+        return count
+
+    def _process(self, batch: list[dict], shard_id: str, invoked: int = 0) -> None:
+        """Invoke until the batch succeeds, then move on; on failure retry from the first failed
+        record, bisect on function errors, and report to the OnFailure destination what is given up."""
         retries = 0
+        last: dict = {}
         while batch and not self.stopping.is_set():
+            expired = self._expired(batch)
+            if expired:
+                self._give_up(batch[:expired], shard_id, "RecordAgeExceeded", invoked, last)
+                batch = batch[expired:]
+                continue
+            invoked += 1
             try:
-                failed = _failed_ids(self.function.invoke({"Records": batch})) if self.reports_items else []
+                result = self.function.invoke({"Records": batch})
+                last = {"statusCode": 200, "executedVersion": "$LATEST"}
+                failed = _failed_ids(result) if self.reports_items else []
             except Exception:
                 traceback.print_exc(file=sys.stderr)
-                if self.bisect and len(batch) > 1:
+                last = {"statusCode": 200, "executedVersion": "$LATEST", "functionError": "Unhandled"}
+                if self.bisect and len(batch) > 1:  # splitting does not count as a retry
                     middle = len(batch) // 2
-                    self._process(batch[:middle])
-                    self._process(batch[middle:])
+                    self._process(batch[:middle], shard_id, invoked)
+                    self._process(batch[middle:], shard_id, invoked)
                     return
                 failed = [batch[0]["dynamodb"]["SequenceNumber"]]
             if not failed:
@@ -185,23 +234,70 @@ class StreamPump(Pump):
             batch = batch[first:]
             retries += 1
             if 0 <= self.max_retries < retries:
-                self._give_up(batch)
+                self._give_up(batch, shard_id, "RetryAttemptsExhausted", invoked, last)
                 return
             self.stopping.wait(min(retries, 5))
 
-    def _give_up(self, batch: list[dict]) -> None:
+    def _give_up(self, batch: list[dict], shard_id: str, condition: str, invoked: int, response: dict) -> None:
+        """Send the invocation record Lambda sends to an OnFailure destination (the batch is skipped).
+
+        Shape: Lambda Developer Guide, "Using AWS Lambda with Amazon DynamoDB", example invocation
+        record (https://docs.aws.amazon.com/lambda/latest/dg/with-ddb.html#services-dynamodb-errors).
+        A batch that was never invoked (its records expired first) has ``approximateInvokeCount`` 0
+        and no ``functionError`` (AWS does not document that case).
+        """
+        print(f"{self.function.name}: {condition}: skipping {len(batch)} stream record(s)", file=sys.stderr)
         if not self.on_failure_arn:
             return
-        queue_url = self.emulator.client("sqs").get_queue_url(QueueName=self.on_failure_arn.rsplit(":", 1)[1])["QueueUrl"]
+
+        def arrival(record: dict) -> str:
+            seconds = record["dynamodb"].get("ApproximateCreationDateTime", time.time())
+            return datetime.fromtimestamp(seconds, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
         info = {
-            "requestContext": {"condition": "RetryAttemptsExhausted", "functionArn": self.function.spec.logical_id},
+            "requestContext": {
+                "requestId": str(uuid.uuid4()),
+                "functionArn": function_arn(self.function.name),
+                "condition": condition,
+                "approximateInvokeCount": invoked,
+            },
+            "responseContext": response or {"statusCode": 200, "executedVersion": "$LATEST"},
+            "version": "1.0",
+            "timestamp": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z",
             "DDBStreamBatchInfo": {
-                "streamArn": self.arn, "batchSize": len(batch),
+                "shardId": shard_id,
                 "startSequenceNumber": batch[0]["dynamodb"]["SequenceNumber"],
                 "endSequenceNumber": batch[-1]["dynamodb"]["SequenceNumber"],
+                "approximateArrivalOfFirstRecord": arrival(batch[0]),
+                "approximateArrivalOfLastRecord": arrival(batch[-1]),
+                "batchSize": len(batch),
+                "streamArn": self.arn,
             },
         }
-        self.emulator.client("sqs").send_message(QueueUrl=queue_url, MessageBody=json.dumps(info))
+        sqs = self.emulator.client("sqs")
+        queue_url = sqs.get_queue_url(QueueName=self.on_failure_arn.rsplit(":", 1)[1])["QueueUrl"]
+        sqs.send_message(QueueUrl=queue_url, MessageBody=json.dumps(info))
+
+
+def lambda_message_attributes(message: dict) -> dict:
+    """SQS message attributes as Lambda's SQS event carries them (camelCase, every member present,
+    binary values base64), not as boto3 returns them (Lambda Developer Guide, "Using Lambda with
+    Amazon SQS", example event)."""
+    out = {}
+    for name, value in (message.get("MessageAttributes") or {}).items():
+        binary = value.get("BinaryValue")
+        out[name] = {
+            "stringValue": value.get("StringValue"),
+            "binaryValue": base64.b64encode(binary).decode() if binary is not None else None,
+            "stringListValues": list(value.get("StringListValues") or []),
+            "binaryListValues": [base64.b64encode(b).decode() for b in value.get("BinaryListValues") or []],
+            "dataType": value["DataType"],
+        }
+        if out[name]["stringValue"] is None:
+            del out[name]["stringValue"]
+        if out[name]["binaryValue"] is None:
+            del out[name]["binaryValue"]
+    return out
 
 
 class QueuePump(Pump):
@@ -227,7 +323,7 @@ class QueuePump(Pump):
         records = [
             {
                 "messageId": m["MessageId"], "receiptHandle": m["ReceiptHandle"], "body": m["Body"],
-                "attributes": m.get("Attributes", {}), "messageAttributes": m.get("MessageAttributes", {}),
+                "attributes": m.get("Attributes", {}), "messageAttributes": lambda_message_attributes(m),
                 "md5OfBody": m["MD5OfBody"], "eventSource": "aws:sqs", "eventSourceARN": self.arn, "awsRegion": REGION,
             }
             for m in messages
@@ -260,15 +356,30 @@ class SchedulePump(Pump):
             threading.Thread(target=self._fire, name=f"{self.name}-run", daemon=True).start()
 
     def _fire(self) -> None:
+        """One scheduled (asynchronous) invocation: on a function error (timeouts included) Lambda
+        tries twice more, one minute then two minutes later ("Lambda attempts to run it two more
+        times, with a one-minute wait between the first two attempts, and two minutes between the
+        second and third": https://docs.aws.amazon.com/lambda/latest/dg/invocation-async.html).
+        Locally a minute is one schedule period (the template's rate is one minute)."""
         event = {
             "version": "0", "id": str(uuid.uuid4()), "detail-type": "Scheduled Event", "source": "aws.events",
             "account": ACCOUNT, "time": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
             "region": REGION, "resources": [self.rule_arn], "detail": {},
         }
-        try:
-            self.function.invoke(event)
-        except Exception:
-            traceback.print_exc(file=sys.stderr)
+        for wait in self.retry_waits():
+            if wait and self.stopping.wait(wait):
+                return
+            try:
+                self.function.invoke(event)
+                return
+            except Exception:
+                if self.stopping.is_set():
+                    return  # the stack is stopping: its instances are being stopped under it
+                traceback.print_exc(file=sys.stderr)
+
+    def retry_waits(self) -> tuple[float, ...]:
+        """Before the first attempt and before each of the two retries."""
+        return (0.0, self.period, 2 * self.period)
 
 
 PUMPS: dict[str, type[Pump]] = {"DynamoDB": StreamPump, "SQS": QueuePump, "Schedule": SchedulePump}

@@ -6,7 +6,9 @@ import sys
 import threading
 from dataclasses import dataclass, field
 
+from .emulation import Emulation
 from .emulator import Emulator
+from .faults import FaultInjector, FaultSpec
 from .gateway import Gateway
 from .lambdas import LocalFunction
 from .pumps import PUMPS, Pump
@@ -42,10 +44,21 @@ class LocalStack:
     schedule_seconds: float = 5.0
     poll_seconds: float = 0.05
     verbose: bool = False
+    #: LOCAL_TRANSACTION_CONFLICT_MS, LOCAL_INDEX_LAG_MS (seconds), LOCAL_FAULTS (embedded emulator only
+    #: for the first two; kills apply whatever the endpoint)
+    transaction_seconds: float = 0.02
+    index_lag_seconds: float = 0.0
+    faults: FaultSpec = field(default_factory=FaultSpec)
+    #: LOCAL_PARAMETERS: template parameters to set (over the template's defaults)
+    parameters: dict[str, str] = field(default_factory=dict)
+    #: LOCAL_TIMEOUT_SCALE: the functions' Timeouts multiplied by it (1: as in AWS)
+    timeout_scale: float = 1.0
 
     def __post_init__(self) -> None:
-        self.template = Template(LOCAL_PARAMETERS)
-        self.emulator = Emulator(self.endpoint_url)
+        self.template = Template({**LOCAL_PARAMETERS, **self.parameters})
+        self.injector = FaultInjector(self.faults)
+        self.emulation = Emulation(transaction_seconds=self.transaction_seconds, index_lag_seconds=self.index_lag_seconds)
+        self.emulator = Emulator(self.endpoint_url, self.emulation, self.injector)
         self.functions: dict[str, LocalFunction] = {}
         self.gateway: Gateway | None = None
         self._threads: list[threading.Thread] = []
@@ -85,7 +98,10 @@ class LocalStack:
 
         specs = self.template.functions()
         paths = [str(layer) for layer in self.template.layer_dirs()] + [str(ROOT)]
-        self.functions = {name: LocalFunction(spec, paths) for name, spec in specs.items()}
+        self.functions = {
+            name: LocalFunction(spec, paths, faults=self.injector, timeout_scale=self.timeout_scale)
+            for name, spec in specs.items()
+        }
         for name, kind, props in self.template.event_sources():
             if kind not in PUMPS:
                 self.unfed_triggers.append(f"{name} ({kind})")
@@ -96,12 +112,13 @@ class LocalStack:
                 self.pumps.append(pump)
 
         routes = self.template.routes()
-        for name in {r.function for r in routes} | {r.authorizer for r in routes if r.authorizer}:
+        for name in {r.function for r in routes} | {r.authorizer.function for r in routes if r.authorizer}:
             self.functions[name].warm()
         self.gateway = Gateway(self.port, routes, self.functions, verbose=self.verbose)
         thread = threading.Thread(target=self.gateway.serve_forever, name="gateway", daemon=True)
         thread.start()
         self._threads.append(thread)
+        self.injector.armed = True  # set-up is over: faults from now on
         return self
 
     def stop(self) -> None:

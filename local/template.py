@@ -50,12 +50,24 @@ class Function:
     memory: int
 
 
+@dataclass(frozen=True)
+class Authorizer:
+    """An HTTP API Lambda authorizer (payload 2.0, simple responses)."""
+
+    function: str  # logical id of the authorizer function
+    #: identity sources ($request.header.X), lower case; a request without one of them is refused
+    #: with 401 before the authorizer runs, and they are the key of the cache
+    identity_headers: tuple[str, ...] = ()
+    #: ReauthorizeEvery: how long an answer is cached per identity (0: not cached)
+    cache_seconds: int = 0
+
+
 @dataclass
 class Route:
     method: str
     path: str  # API Gateway form: /v1/jobs/{job_id}
     function: str
-    authorizer: str | None  # logical id of the authorizer function, None for public routes
+    authorizer: Authorizer | None  # None for public routes
     regex: re.Pattern = field(init=False)
 
     def __post_init__(self) -> None:
@@ -204,7 +216,12 @@ class Template:
             auth = api.get("Properties", {}).get("Auth", {})
             default_authorizer[api_id] = auth.get("DefaultAuthorizer")
             for name, spec in auth.get("Authorizers", {}).items():
-                authorizers[(api_id, name)] = spec["FunctionArn"]["Fn::GetAtt"][0]
+                identity = self.resolve(spec.get("Identity") or {})
+                authorizers[(api_id, name)] = Authorizer(
+                    function=spec["FunctionArn"]["Fn::GetAtt"][0],
+                    identity_headers=tuple(h.lower() for h in identity.get("Headers") or ()),
+                    cache_seconds=int(identity.get("ReauthorizeEvery") or 0),
+                )
         routes = []
         for function_id, function in self.functions().items():
             for event in function.events.values():

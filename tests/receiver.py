@@ -1,17 +1,27 @@
-"""A webhook receiver on 127.0.0.1 for tests: records every request, answers as told."""
+"""A webhook receiver on 127.0.0.1 for tests: records every request, answers as told.
+
+A callback host that does not resolve: use ``Receiver.unresolvable_url()`` (a random name under
+``.invalid``, which RFC 6761 reserves so that it never resolves), or any ``*.invalid`` URL.
+"""
 from __future__ import annotations
 
 import json
 import socket
+import struct
 import threading
 import time
+import uuid
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Callable, Union
 
 # What to do with the n-th request (1-based) to a path: an HTTP status, or one of
 # "close" (drop the connection), "garbage" (answer something that is not HTTP),
-# ("sleep", seconds, status).
+# "reset" (abort the connection with a TCP RST, as a crashed or firewalled host does),
+# ("sleep", seconds, status),
+# ("trickle", seconds, status[, size]) (send the status line and headers at once, then the
+# body of ``size`` bytes, default 10, one byte every ``seconds``: a receiver that answers but
+# never finishes in time).
 Action = Union[int, str, tuple]
 
 
@@ -59,6 +69,15 @@ class Receiver:
                     self.wfile.write(b"this is not HTTP\r\n\r\n")
                     self.close_connection = True
                     return
+                if action == "reset":
+                    # SO_LINGER with a zero timeout: close() sends RST instead of FIN
+                    self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                    self.connection.close()
+                    self.close_connection = True
+                    return
+                if isinstance(action, tuple) and action[0] == "trickle":
+                    self._trickle(*action[1:])
+                    return
                 try:
                     status = int(action)
                     self.send_response(status)
@@ -72,6 +91,20 @@ class Receiver:
                     self.wfile.write(b"ok")
                 except OSError:  # the sender gave up (timeout) and closed the connection
                     self.close_connection = True
+
+            def _trickle(self, interval: float, status: int, size: int = 10) -> None:
+                try:
+                    self.send_response(int(status))
+                    self.send_header("Content-Length", str(size))
+                    self.end_headers()
+                    self.wfile.flush()
+                    for _ in range(size):
+                        time.sleep(interval)
+                        self.wfile.write(b".")
+                        self.wfile.flush()
+                except OSError:  # the sender gave up waiting and closed the connection
+                    pass
+                self.close_connection = True
 
             def log_message(self, *args) -> None:  # noqa: ANN002
                 pass
@@ -87,6 +120,12 @@ class Receiver:
 
     def url(self, path: str = "/hook") -> str:
         return f"http://127.0.0.1:{self.server.server_address[1]}{path}"
+
+    @staticmethod
+    def unresolvable_url(path: str = "/hook") -> str:
+        """A URL whose host never resolves (RFC 6761 reserves ``.invalid``): a delivery to it fails
+        on DNS, before any connection."""
+        return f"https://receiver-{uuid.uuid4().hex[:12]}.invalid{path}"
 
     def to(self, path: str) -> list[Received]:
         with self._lock:

@@ -7,6 +7,7 @@ to HTTP in one place (``_domain_error``).
 from __future__ import annotations
 
 import base64
+import binascii
 import json
 from typing import Annotated, Any, Optional
 from urllib.parse import urlencode
@@ -323,7 +324,12 @@ def cancel_batch(job_id: JobId) -> Response[Batch]:
 def _gate(event: dict) -> dict | None:
     """What API Gateway and the authorizer leave to us, before any parsing: 401, and a body
     that is a JSON object (400, 413, 422). Every body is taken as JSON, whatever its
-    Content-Type (curl -d sends a form type)."""
+    Content-Type (curl -d sends a form type).
+
+    API Gateway passes the body as text only for text and JSON content types, base64-encoded
+    otherwise (a third larger), so the limits apply to the decoded bytes; they are kept low
+    enough (jobsvc.config.MAX_EVENT_BODY_BYTES) that any body within them fits in the Lambda
+    event however it was encoded, so that a larger one gets this 413, not the platform's 500."""
     if event.get("routeKey") not in PUBLIC_ROUTES:
         context = ((event.get("requestContext") or {}).get("authorizer") or {}).get("lambda") or {}
         if not context.get("organization_id") or not context.get("user_id"):
@@ -334,13 +340,22 @@ def _gate(event: dict) -> dict | None:
         cfg = settings()
         limit = cfg.batch_max_body_bytes if event.get("routeKey") == "POST /v1/batches" else cfg.max_body_bytes
         try:
-            raw = base64.b64decode(body) if event.get("isBase64Encoded") else body.encode("utf-8", "surrogatepass")
+            raw = _raw_body(body, bool(event.get("isBase64Encoded")))
             event["body"] = jsonbody.check(raw, limit)
         except errors.DomainError as exc:
             return _plain(exc.status_code, exc.body())
         event["isBase64Encoded"] = False
         event.setdefault("headers", {})["content-type"] = "application/json"
     return None
+
+
+def _raw_body(body: str, is_base64: bool) -> bytes:
+    if not is_base64:
+        return body.encode("utf-8", "surrogatepass")
+    try:
+        return base64.b64decode(body, validate=True)
+    except (binascii.Error, ValueError):
+        raise errors.BadRequest("request body is not valid base64") from None
 
 
 def _plain(status: int, body: dict, headers: dict[str, str] | None = None) -> dict:

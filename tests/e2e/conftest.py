@@ -120,6 +120,8 @@ def stack() -> Iterator[dict]:
         "LOCAL_API_KEYS": ",".join(":".join(v) for v in KEYS.values()),
         "PYTHONUNBUFFERED": "1",
         "JOBS_SCHEDULE_SECONDS": "1",
+        # index queries and default reads lag writes a little, as in DynamoDB (README: LOCAL_INDEX_LAG_MS)
+        "LOCAL_INDEX_LAG_MS": "100",
     }
     env.pop("AWS_ENDPOINT_URL", None)
     proc = subprocess.Popen(

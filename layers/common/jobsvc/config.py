@@ -6,6 +6,23 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 
+#: Lambda's quota for a synchronous invocation: API Gateway's event, with the body in it, must fit.
+LAMBDA_PAYLOAD_BYTES = 6 * 1024 * 1024
+#: room for the rest of an API event: HTTP API caps the request line and headers at 10 KiB, and the
+#: event repeats some of them (rawPath, requestContext.http, queryStringParameters, cookies) and
+#: JSON-escapes them
+API_EVENT_OVERHEAD_BYTES = 64 * 1024
+#: the largest body that always fits in an API event whatever API Gateway does to it: a text body
+#: (JSON) is JSON-escaped, which doubles every " and \ (2x at worst); any other Content-Type is
+#: base64-encoded (4/3). A body limit above this would let a body the service accepts be refused
+#: by the platform with a 500 instead.
+MAX_EVENT_BODY_BYTES = (LAMBDA_PAYLOAD_BYTES - API_EVENT_OVERHEAD_BYTES) // 2  # 3,112,960
+
+
+def _body_limit(value: str | None, default: int) -> int:
+    return min(int(value) if value else default, MAX_EVENT_BODY_BYTES)
+
+
 def _bool(value: str | None, default: bool = False) -> bool:
     if value is None or value == "":
         return default
@@ -19,7 +36,7 @@ class Settings:
     endpoint_url: str | None
     #: allow http:// and private/loopback callback hosts (the local stack does).
     allow_private_callbacks: bool
-    #: request bodies larger than this are refused with 413.
+    #: request bodies larger than this are refused with 413 (never above MAX_EVENT_BODY_BYTES).
     max_body_bytes: int
     #: serialised metadata larger than this is refused with 422.
     max_metadata_bytes: int
@@ -68,7 +85,7 @@ class Settings:
             region=env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or "us-east-1",
             endpoint_url=env.get("AWS_ENDPOINT_URL_DYNAMODB") or env.get("AWS_ENDPOINT_URL") or None,
             allow_private_callbacks=_bool(env.get("ALLOW_PRIVATE_CALLBACKS")),
-            max_body_bytes=int(env.get("MAX_BODY_BYTES", 1024 * 1024)),
+            max_body_bytes=_body_limit(env.get("MAX_BODY_BYTES"), 1024 * 1024),
             max_metadata_bytes=int(env.get("MAX_METADATA_BYTES", 64 * 1024)),
             max_message_bytes=int(env.get("MAX_MESSAGE_BYTES", 256 * 1024)),
             idempotency_ttl_seconds=int(env.get("IDEMPOTENCY_TTL_SECONDS", 24 * 3600)),
@@ -88,7 +105,7 @@ class Settings:
             openai_api_key=env.get("OPENAI_API_KEY") or None,
             openai_api_key_parameter=env.get("OPENAI_API_KEY_PARAMETER") or None,
             provider_timeout_seconds=float(env.get("PROVIDER_TIMEOUT_SECONDS", 8)),
-            batch_max_body_bytes=int(env.get("BATCH_MAX_BODY_BYTES", 5 * 1024 * 1024)),
+            batch_max_body_bytes=_body_limit(env.get("BATCH_MAX_BODY_BYTES"), 3_000_000),
             batch_max_requests=int(env.get("BATCH_MAX_REQUESTS", 10000)),
             simulated_polls_to_finish=int(env.get("SIMULATED_POLLS_TO_FINISH", 2)),
             simulated_provider=_bool(env.get("SIMULATED_PROVIDER"), default=True),

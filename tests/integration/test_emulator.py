@@ -1,0 +1,333 @@
+"""The embedded emulator where it must answer as DynamoDB and SQS do and moto alone does not:
+transaction conflicts, eventually consistent reads, no stream record for a write that changes
+nothing, injected faults. Spoken to with boto3 over HTTP, as the service's code speaks to it."""
+from __future__ import annotations
+
+import threading
+import time
+from typing import Iterator
+
+import pytest
+from botocore.exceptions import ClientError
+
+from local.emulation import Emulation
+from local.emulator import Emulator
+from local.faults import FaultInjector, FaultSpec
+
+from .local_support import create_table, raw_client, wait_until
+
+
+@pytest.fixture
+def start_emulator() -> Iterator:
+    started: list[Emulator] = []
+
+    def start(behaviour: Emulation | None = None, faults: FaultInjector | None = None) -> Emulator:
+        emulator = Emulator(behaviour=behaviour or Emulation(), faults=faults)
+        emulator.start()
+        started.append(emulator)
+        return emulator
+
+    yield start
+    for emulator in started:
+        emulator.stop()
+
+
+def key(sk: str) -> dict:
+    return {"pk": {"S": "p"}, "sk": {"S": sk}}
+
+
+def item(sk: str, **attrs: str) -> dict:
+    return {**key(sk), **{k: {"S": v} for k, v in attrs.items()}}
+
+
+# ---- transaction conflicts ---------------------------------------------------------------------
+
+
+class Transaction(threading.Thread):
+    """A TransactWriteItems sent in the background; ``applied()`` tells when DynamoDB has run it
+    (its write is visible to a strongly consistent read) while its answer is still held back."""
+
+    def __init__(self, client, table: str, sk: str) -> None:
+        super().__init__(daemon=True)
+        self.client, self.table, self.sk = client, table, sk
+        self.error: Exception | None = None
+
+    def run(self) -> None:
+        try:
+            self.client.transact_write_items(TransactItems=[{"Put": {"TableName": self.table, "Item": item(self.sk, v="tx")}}])
+        except Exception as exc:  # noqa: BLE001 - inspected by the test
+            self.error = exc
+
+    def applied(self) -> bool:
+        got = self.client.get_item(TableName=self.table, Key=key(self.sk), ConsistentRead=True).get("Item")
+        return bool(got) and got["v"]["S"] == "tx"
+
+
+def hold_an_item(emulator: Emulator, sk: str = "x") -> tuple:
+    client = raw_client("dynamodb", emulator.endpoint_url)
+    table = create_table(client)
+    tx = Transaction(client, table, sk)
+    tx.start()
+    assert wait_until(tx.applied, timeout=30, interval=0.01), "the transaction did not run"
+    return client, table, tx
+
+
+# a window far longer than the few requests a test sends while it is open
+WINDOW = 5.0
+
+
+def test_a_plain_write_to_an_item_a_transaction_is_using_fails_with_TransactionConflictException(start_emulator):
+    client, table, tx = hold_an_item(start_emulator(Emulation(transaction_seconds=WINDOW)))
+    for write in (
+        lambda: client.put_item(TableName=table, Item=item("x", v="plain")),
+        lambda: client.update_item(TableName=table, Key=key("x"), UpdateExpression="SET v = :v",
+                                   ExpressionAttributeValues={":v": {"S": "plain"}}),
+        lambda: client.delete_item(TableName=table, Key=key("x")),
+    ):
+        with pytest.raises(ClientError) as raised:
+            write()
+        error = raised.value.response
+        assert error["Error"] == {"Code": "TransactionConflictException", "Message": "Transaction is ongoing for the item"}
+        assert error["ResponseMetadata"]["HTTPStatusCode"] == 400
+    assert tx.is_alive(), "the transaction answered before the conflicts were seen"
+    # an item the transaction does not use is free, and so is a read of the one it uses
+    client.put_item(TableName=table, Item=item("y", v="plain"))
+    assert client.get_item(TableName=table, Key=key("x"))["Item"]["v"] == {"S": "tx"}
+    tx.join()
+    assert tx.error is None
+    # once the transaction has answered, its items are free again: a client that waits for an
+    # answer before its next write never sees a conflict
+    client.put_item(TableName=table, Item=item("x", v="after"))
+
+
+def test_botocore_does_not_retry_a_transaction_conflict(start_emulator):
+    emulator = start_emulator(Emulation(transaction_seconds=WINDOW))
+    _, table, tx = hold_an_item(emulator)
+    retrying = raw_client("dynamodb", emulator.endpoint_url, retries=5)
+    with pytest.raises(ClientError) as raised:
+        retrying.put_item(TableName=table, Item=item("x", v="plain"))
+    assert raised.value.response["Error"]["Code"] == "TransactionConflictException"
+    assert raised.value.response["ResponseMetadata"]["RetryAttempts"] == 0
+    tx.join()
+
+
+def test_a_transaction_touching_an_item_in_use_is_cancelled_with_TransactionConflict(start_emulator):
+    client, table, tx = hold_an_item(start_emulator(Emulation(transaction_seconds=WINDOW)))
+    with pytest.raises(ClientError) as raised:
+        client.transact_write_items(TransactItems=[
+            {"Put": {"TableName": table, "Item": item("free", v="second")}},
+            {"Update": {"TableName": table, "Key": key("x"), "UpdateExpression": "SET v = :v",
+                        "ExpressionAttributeValues": {":v": {"S": "second"}}}},
+        ])
+    error = raised.value.response
+    assert error["Error"]["Code"] == "TransactionCanceledException"
+    assert error["CancellationReasons"] == [
+        {"Code": "None"}, {"Code": "TransactionConflict", "Message": "Transaction is ongoing for the item"},
+    ]
+    assert "Item" not in client.get_item(TableName=table, Key=key("free"), ConsistentRead=True), "a cancelled transaction wrote"
+    with pytest.raises(ClientError) as raised:
+        client.transact_get_items(TransactItems=[{"Get": {"TableName": table, "Key": key("x")}}])
+    assert raised.value.response["CancellationReasons"] == [
+        {"Code": "TransactionConflict", "Message": "Transaction is ongoing for the item"},
+    ]
+    tx.join()
+    assert tx.error is None
+
+
+def test_with_the_window_off_nothing_conflicts(start_emulator):
+    emulator = start_emulator(Emulation(transaction_seconds=0))
+    client = raw_client("dynamodb", emulator.endpoint_url)
+    table = create_table(client)
+    errors: list[Exception] = []
+
+    def write(n: int) -> None:
+        try:
+            for i in range(20):
+                if i % 2:
+                    client.put_item(TableName=table, Item=item("x", v=f"{n}-{i}"))
+                else:
+                    client.transact_write_items(TransactItems=[{"Put": {"TableName": table, "Item": item("x", v=f"{n}-{i}")}}])
+        except ClientError as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=write, args=(n,)) for n in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+
+
+# ---- eventual consistency ----------------------------------------------------------------------
+
+
+def test_eventually_consistent_reads_see_the_table_as_it_was_lag_ago(start_emulator):
+    behaviour = Emulation(index_lag_seconds=0)
+    emulator = start_emulator(behaviour)
+    client = raw_client("dynamodb", emulator.endpoint_url)
+    table = create_table(client, index=True)
+    client.put_item(TableName=table, Item=item("a", g="G", v="old"))
+    client.put_item(TableName=table, Item=item("b", g="G", v="old"))
+    behaviour.index_lag_seconds = 600  # from now on, the writes below are "too recent" to be seen
+
+    client.put_item(TableName=table, Item=item("c", g="G", v="new"))
+    client.update_item(TableName=table, Key=key("a"), UpdateExpression="SET v = :v", ExpressionAttributeValues={":v": {"S": "new"}})
+    client.delete_item(TableName=table, Key=key("b"))
+
+    def seen(**kwargs) -> list:
+        return sorted((i["sk"]["S"], i["v"]["S"]) for i in client.query(TableName=table, **kwargs)["Items"])
+
+    base = {"KeyConditionExpression": "pk = :p", "ExpressionAttributeValues": {":p": {"S": "p"}}}
+    index = {"IndexName": "by-g", "KeyConditionExpression": "g = :g", "ExpressionAttributeValues": {":g": {"S": "G"}}}
+    past, present = [("a", "old"), ("b", "old")], [("a", "new"), ("c", "new")]
+    assert seen(**index) == past, "an index query saw writes younger than the lag"
+    assert seen(**base) == past, "a default (eventually consistent) query saw writes younger than the lag"
+    assert sorted((i["sk"]["S"], i["v"]["S"]) for i in client.scan(TableName=table)["Items"]) == past
+    assert client.get_item(TableName=table, Key=key("a"))["Item"]["v"] == {"S": "old"}
+    assert "Item" not in client.get_item(TableName=table, Key=key("c"))
+    batch = client.batch_get_item(RequestItems={table: {"Keys": [key("b")]}})["Responses"][table]
+    assert [i["sk"]["S"] for i in batch] == ["b"], "a deleted item should still be seen"
+    # strongly consistent reads see the present
+    assert seen(**base, ConsistentRead=True) == present
+    assert client.get_item(TableName=table, Key=key("c"), ConsistentRead=True)["Item"]["v"] == {"S": "new"}
+    assert sorted(i["sk"]["S"] for i in client.scan(TableName=table, ConsistentRead=True)["Items"]) == ["a", "c"]
+    got = client.transact_get_items(TransactItems=[{"Get": {"TableName": table, "Key": key("c")}}])["Responses"]
+    assert got[0]["Item"]["v"] == {"S": "new"}
+    # and writes, with their conditions, act on the present
+    with pytest.raises(ClientError) as raised:
+        client.put_item(TableName=table, Item=item("c", g="G", v="again"), ConditionExpression="attribute_not_exists(pk)")
+    assert raised.value.response["Error"]["Code"] == "ConditionalCheckFailedException"
+
+
+def test_a_write_becomes_visible_to_index_queries_once_the_lag_has_passed(start_emulator):
+    emulator = start_emulator(Emulation(index_lag_seconds=0.3))
+    client = raw_client("dynamodb", emulator.endpoint_url)
+    table = create_table(client, index=True)
+    client.put_item(TableName=table, Item=item("a", g="G", v="new"))
+
+    def index_sees_it() -> bool:
+        query = client.query(TableName=table, IndexName="by-g", KeyConditionExpression="g = :g",
+                             ExpressionAttributeValues={":g": {"S": "G"}})
+        return [i["sk"]["S"] for i in query["Items"]] == ["a"]
+
+    assert wait_until(index_sees_it, timeout=30), "the write never became visible"
+
+
+def test_without_lag_every_read_sees_the_present(start_emulator):
+    emulator = start_emulator(Emulation(index_lag_seconds=0))
+    client = raw_client("dynamodb", emulator.endpoint_url)
+    table = create_table(client, index=True)
+    client.put_item(TableName=table, Item=item("a", g="G", v="new"))
+    query = client.query(TableName=table, IndexName="by-g", KeyConditionExpression="g = :g",
+                         ExpressionAttributeValues={":g": {"S": "G"}})
+    assert [i["sk"]["S"] for i in query["Items"]] == ["a"]
+
+
+# ---- streams -----------------------------------------------------------------------------------
+
+
+def test_a_write_that_changes_nothing_writes_no_stream_record(start_emulator):
+    emulator = start_emulator()
+    client = raw_client("dynamodb", emulator.endpoint_url)
+    streams = raw_client("dynamodbstreams", emulator.endpoint_url)
+    table = create_table(client, stream=True)
+    client.put_item(TableName=table, Item=item("a", v="1"))
+    client.put_item(TableName=table, Item=item("a", v="1"))  # identical: no record
+    client.update_item(TableName=table, Key=key("a"), UpdateExpression="SET v = :v",
+                       ExpressionAttributeValues={":v": {"S": "1"}})  # the same value: no record
+    client.delete_item(TableName=table, Key=key("absent"))  # nothing to delete: no record
+    client.update_item(TableName=table, Key=key("a"), UpdateExpression="SET v = :v",
+                       ExpressionAttributeValues={":v": {"S": "2"}})
+    client.delete_item(TableName=table, Key=key("a"))
+
+    arn = client.describe_table(TableName=table)["Table"]["LatestStreamArn"]
+    shard = streams.describe_stream(StreamArn=arn)["StreamDescription"]["Shards"][0]["ShardId"]
+    iterator = streams.get_shard_iterator(StreamArn=arn, ShardId=shard, ShardIteratorType="TRIM_HORIZON")["ShardIterator"]
+    records = streams.get_records(ShardIterator=iterator)["Records"]
+    assert [r["eventName"] for r in records] == ["INSERT", "MODIFY", "REMOVE"]
+
+
+# ---- faults ------------------------------------------------------------------------------------
+
+
+def faulted(emulator: Emulator, calls: int, call) -> list:
+    """Make ``calls`` requests; for each, None or (code, HTTP status) of the error it got."""
+    out = []
+    for i in range(calls):
+        try:
+            call(i)
+            out.append(None)
+        except ClientError as exc:
+            out.append((exc.response["Error"]["Code"], exc.response["ResponseMetadata"]["HTTPStatusCode"]))
+    return out
+
+
+def armed(spec: str) -> FaultInjector:
+    injector = FaultInjector(FaultSpec.parse(spec))
+    injector.armed = True
+    return injector
+
+
+def test_dynamodb_faults_are_a_reproducible_fraction_of_throttles_and_server_errors(start_emulator):
+    runs = []
+    for _ in range(2):  # the same seed, the same traffic: the same faults
+        emulator = start_emulator(faults=armed("dynamodb=0.25,seed=7"))
+        client = raw_client("dynamodb", emulator.endpoint_url)
+        emulator.faults.armed = False
+        table = create_table(client)
+        emulator.faults.armed = True
+        results = faulted(emulator, 200, lambda i: client.put_item(TableName=table, Item=item(str(i))))
+        emulator.faults.armed = False
+        stored = {i["sk"]["S"] for i in client.scan(TableName=table, ConsistentRead=True)["Items"]}
+        runs.append(results)
+        assert set(results) == {None, ("ProvisionedThroughputExceededException", 400), ("InternalServerError", 500)}
+        # a faulted request did nothing; every other one did what it said
+        assert stored == {str(i) for i, r in enumerate(results) if r is None}
+        assert 20 <= sum(r is not None for r in results) <= 80, "about a quarter of the requests should fail"
+    assert runs[0] == runs[1]
+    emulator = start_emulator(faults=armed("dynamodb=0.25,seed=8"))
+    client = raw_client("dynamodb", emulator.endpoint_url)
+    emulator.faults.armed = False
+    table = create_table(client)
+    emulator.faults.armed = True
+    other = faulted(emulator, 200, lambda i: client.put_item(TableName=table, Item=item(str(i))))
+    assert other != runs[0], "another seed gave the same faults"
+
+
+def test_sqs_faults_and_the_sdk_retrying_them(start_emulator):
+    emulator = start_emulator(faults=armed("sqs=0.3,seed=3"))
+    emulator.faults.armed = False
+    sqs = raw_client("sqs", emulator.endpoint_url)
+    url = sqs.create_queue(QueueName=f"q-{time.monotonic_ns()}")["QueueUrl"]
+    emulator.faults.armed = True
+    results = faulted(emulator, 100, lambda i: sqs.send_message(QueueUrl=url, MessageBody=str(i)))
+    assert set(results) == {None, ("ThrottlingException", 400), ("InternalFailure", 500)}
+    # the SDK retries both kinds, as against AWS: with retries, every send gets through
+    retrying = raw_client("sqs", emulator.endpoint_url, retries=10)
+    for i in range(30):
+        retrying.send_message(QueueUrl=url, MessageBody=f"r{i}")
+    emulator.faults.armed = False
+    sent = sum(r is None for r in results) + 30
+    assert int(sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages"])
+               ["Attributes"]["ApproximateNumberOfMessages"]) == sent
+
+
+def test_the_local_stacks_own_requests_are_never_faulted(start_emulator):
+    emulator = start_emulator(faults=armed("dynamodb=1,sqs=1,seed=1"))
+    own = emulator.client("dynamodb")  # what set-up and the pollers use
+    table = create_table(own)
+    for i in range(20):
+        own.put_item(TableName=table, Item=item(str(i)))
+    emulator.client("sqs").list_queues()
+    with pytest.raises(ClientError):
+        raw_client("dynamodb", emulator.endpoint_url).list_tables()
+
+
+def test_nothing_is_faulted_before_the_stack_is_armed(start_emulator):
+    emulator = start_emulator(faults=FaultInjector(FaultSpec.parse("dynamodb=1,sqs=1")))
+    client = raw_client("dynamodb", emulator.endpoint_url)
+    table = create_table(client)
+    client.put_item(TableName=table, Item=item("a"))
+    emulator.faults.armed = True
+    with pytest.raises(ClientError):
+        client.put_item(TableName=table, Item=item("b"))
