@@ -31,6 +31,23 @@ log = logging.getLogger(__name__)
 
 COUNT, MILLISECONDS = "Count", "Milliseconds"
 
+#: The table above as data: name -> (unit, dimensions besides ``service``). The dashboard
+#: and the alarms of template.yaml are checked against it (tests/unit/test_operations_template.py).
+CATALOG: dict[str, tuple[str, tuple[str, ...]]] = {
+    "JobsCreated": (COUNT, ("job_type",)),
+    "Transitions": (COUNT, ("status", "job_type")),
+    "ProcessingTime": (MILLISECONDS, ("status", "job_type")),
+    "WebhookAttempts": (COUNT, ()),
+    "WebhookDelivered": (COUNT, ()),
+    "WebhookFailures": (COUNT, ("class",)),
+    "WebhookLatency": (MILLISECONDS, ()),
+    "WebhookDeadLettered": (COUNT, ()),
+    "BatchPolls": (COUNT, ("provider",)),
+    "BatchPollErrors": (COUNT, ("provider",)),
+    "SweepExpired": (COUNT, ()),
+    "SweepHeartbeatFailed": (COUNT, ()),
+}
+
 
 def emit(name: str, value: float = 1, unit: str = COUNT, **dimensions: Any) -> None:
     """Emit one metric now (a line of embedded-metric JSON on stdout). Never raises."""
