@@ -15,6 +15,7 @@ os.environ.update(
     POWERTOOLS_SERVICE_NAME="jobs-test",
     POWERTOOLS_LOG_LEVEL="WARNING",
     POWERTOOLS_TRACE_DISABLED="true",
+    POWERTOOLS_METRICS_NAMESPACE="JobLifecycle",
 )
 for name in ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_DYNAMODB", "AWS_PROFILE"):
     os.environ.pop(name, None)

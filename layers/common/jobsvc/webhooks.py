@@ -31,6 +31,7 @@ from .auth import Actor
 from .config import settings
 from .jobs import parse_job_id, retention_ttl, to_public
 from .storage import jobs as job_store
+from .storage import layout
 from .storage import webhooks as store
 from .storage.db import from_item
 from .timeutil import epoch, iso, now, parse_iso
@@ -288,9 +289,9 @@ def recover(actor: Actor, since: str, until: str | None = None) -> dict[str, int
     if end < start:
         raise errors.InvalidInput("until is before since")
     queued = 0
-    for state in store.failed_since(actor.organization_id, start, end, MAX_RECOVER):
-        job_id = state["job_id"]
-        if not store.unmark_failed(actor.organization_id, job_id, state["fail_at"]):
+    for entry in store.failed_since(actor.organization_id, start, end, MAX_RECOVER):
+        job_id = layout.id_of_sk(entry["sk"])
+        if not store.unmark_failed(actor.organization_id, job_id, entry["fail_at"]):
             continue  # recovered by another call meanwhile
         job, _ = job_store.get_job(actor.organization_id, job_id)
         if job is None or not job.get("callback_url") or not states.is_terminal(job["status"]):
