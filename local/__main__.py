@@ -30,6 +30,8 @@ def main() -> int:
         faults=settings.faults,
         parameters=settings.parameters,
         timeout_scale=settings.timeout_scale,
+        retention_seconds=settings.retention_seconds,
+        ttl_seconds=settings.ttl_seconds,
     )
     try:
         stack.start()
@@ -47,6 +49,8 @@ def main() -> int:
             f" (LOCAL_TRANSACTION_CONFLICT_MS), eventually consistent reads lag {1000 * settings.index_lag_seconds:g} ms"
             f" (LOCAL_INDEX_LAG_MS), faults: {settings.faults if settings.faults.active else 'none'} (LOCAL_FAULTS)"
         )
+    if settings.retention_seconds:
+        print(f"note: a terminal job is deleted {settings.retention_seconds:g} s after it ends (LOCAL_RETENTION_SECONDS)")
     if settings.timeout_scale != 1:
         print(f"note: every function's Timeout is {settings.timeout_scale:g} times the template's (LOCAL_TIMEOUT_SCALE)")
     for trigger in stack.unfed_triggers:

@@ -45,6 +45,11 @@ class LocalSettings:
     parameters: dict[str, str] = field(default_factory=dict)
     #: LOCAL_TIMEOUT_SCALE: every function's Timeout is multiplied by it (1: as in AWS)
     timeout_scale: float = 1.0
+    #: LOCAL_RETENTION_SECONDS: a terminal job is deleted this long after it ended (instead of the
+    #: template's RetentionDays); None: as the template says
+    retention_seconds: float | None = None
+    #: LOCAL_TTL_SECONDS: how often expired items are deleted (DynamoDB's TTL, locally)
+    ttl_seconds: float = 5.0
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> "LocalSettings":
@@ -60,4 +65,6 @@ class LocalSettings:
             faults=FaultSpec.parse(env.get("LOCAL_FAULTS", "")),
             parameters=parse_parameters(env.get("LOCAL_PARAMETERS", "")),
             timeout_scale=_number(env, "LOCAL_TIMEOUT_SCALE", 1.0) or 1.0,
+            retention_seconds=_number(env, "LOCAL_RETENTION_SECONDS", 0.0) or None,
+            ttl_seconds=_number(env, "LOCAL_TTL_SECONDS", 5.0) or 5.0,
         )

@@ -12,6 +12,7 @@ from .faults import FaultInjector, FaultSpec
 from .gateway import Gateway
 from .lambdas import LocalFunction
 from .pumps import PUMPS, Pump
+from .ttl import TtlReaper
 from .template import REGION, ROOT, Template
 
 #: template parameters the local stack always sets (it allows http and private callbacks).
@@ -53,6 +54,9 @@ class LocalStack:
     parameters: dict[str, str] = field(default_factory=dict)
     #: LOCAL_TIMEOUT_SCALE: the functions' Timeouts multiplied by it (1: as in AWS)
     timeout_scale: float = 1.0
+    #: LOCAL_RETENTION_SECONDS (None: the template's RetentionDays) and LOCAL_TTL_SECONDS
+    retention_seconds: float | None = None
+    ttl_seconds: float = 5.0
 
     def __post_init__(self) -> None:
         self.template = Template({**LOCAL_PARAMETERS, **self.parameters})
@@ -82,6 +86,8 @@ class LocalStack:
                 if merged.setdefault(name, value) != value:
                     raise RuntimeError(f"functions disagree on {name}; the local stack runs them in one process")
         os.environ.update(merged)
+        if self.retention_seconds:
+            os.environ["RETENTION_SECONDS"] = str(int(self.retention_seconds))
         for layer in self.template.layer_dirs():
             if str(layer) not in sys.path:
                 sys.path.insert(0, str(layer))
@@ -111,6 +117,13 @@ class LocalStack:
                 pump.start()
                 self.pumps.append(pump)
 
+        ttl_tables = {
+            t["create"]["TableName"]: t["ttl"]["AttributeName"]
+            for t in self.template.table_definitions() if (t.get("ttl") or {}).get("Enabled")
+        }
+        if ttl_tables:
+            self.reaper = TtlReaper(self.emulator, ttl_tables, self.ttl_seconds)
+            self.reaper.start()
         routes = self.template.routes()
         for name in {r.function for r in routes} | {r.authorizer.function for r in routes if r.authorizer}:
             self.functions[name].warm()
@@ -122,6 +135,8 @@ class LocalStack:
         return self
 
     def stop(self) -> None:
+        if getattr(self, "reaper", None) is not None:
+            self.reaper.stop()
         for pump in self.pumps:
             pump.stop()
         for pump in self.pumps:

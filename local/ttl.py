@@ -1,0 +1,56 @@
+"""The table's TTL, locally: moto keeps items past their ``ttl``; DynamoDB deletes them (within
+a day or two of it, by its documentation) and each delete is a REMOVE on the stream, which
+the projector function handles like any delete. This thread deletes expired items every
+few seconds (LOCAL_TTL_SECONDS), each with a condition that re-checks the time, as
+DynamoDB's own deletes do. With LOCAL_RETENTION_SECONDS, the retention period itself is
+seconds instead of days, so the whole path can be seen in a test."""
+from __future__ import annotations
+
+import sys
+import threading
+import time
+import traceback
+from typing import Any
+
+
+class TtlReaper(threading.Thread):
+    def __init__(self, emulator: Any, tables: dict[str, str], period: float) -> None:
+        super().__init__(name="ttl", daemon=True)
+        self.emulator = emulator
+        self.tables = tables  # table name -> its TTL attribute
+        self.period = period
+        self.stopping = threading.Event()
+        self.deleted = 0
+
+    def stop(self) -> None:
+        self.stopping.set()
+
+    def run(self) -> None:
+        client = self.emulator.client("dynamodb")
+        while not self.stopping.wait(self.period):
+            try:
+                for table, attribute in self.tables.items():
+                    self.deleted += self.sweep(client, table, attribute)
+            except Exception:  # keep going: the emulator may be stopping
+                traceback.print_exc(file=sys.stderr)
+
+    @staticmethod
+    def sweep(client: Any, table: str, attribute: str) -> int:
+        now = {"N": str(int(time.time()))}
+        names = {"#ttl": attribute}
+        deleted = 0
+        start: dict | None = None
+        while True:
+            kwargs = {"ExclusiveStartKey": start} if start else {}
+            page = client.scan(TableName=table, FilterExpression="#ttl < :now", ProjectionExpression="pk, sk",
+                               ExpressionAttributeNames=names, ExpressionAttributeValues={":now": now}, **kwargs)
+            for key in page.get("Items", []):
+                try:
+                    client.delete_item(TableName=table, Key=key, ConditionExpression="#ttl < :now",
+                                       ExpressionAttributeNames=names, ExpressionAttributeValues={":now": now})
+                    deleted += 1
+                except client.exceptions.ConditionalCheckFailedException:
+                    pass  # renewed meanwhile
+            start = page.get("LastEvaluatedKey")
+            if not start:
+                return deleted
