@@ -20,6 +20,11 @@ def botocore_client() -> Any:
     return _client()
 
 
+def reset_client() -> None:
+    """Forget the client (a restored SnapStart environment)."""
+    _client.cache_clear()
+
+
 def send(queue_url: str, message: dict, delay_seconds: int = 0) -> None:
     _client().send_message(
         QueueUrl=queue_url, MessageBody=json.dumps(message, separators=(",", ":")),
