@@ -17,7 +17,7 @@ from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
 from aws_lambda_powertools.event_handler.openapi.params import Body, Header, Path, Query
 
-from jobsvc import batches, errors, jobs, jsonbody, stats, webhooks
+from jobsvc import batches, errors, jobs, jsonbody, stats, tracing, webhooks
 from jobsvc.auth import Actor
 from jobsvc.config import settings
 from jobsvc.pages import Listing
@@ -368,7 +368,11 @@ def _plain(status: int, body: dict, headers: dict[str, str] | None = None) -> di
 
 
 @logger.inject_lambda_context(clear_state=True)
+@tracing.capture
 def lambda_handler(event: dict, context: Any) -> dict:
+    caller = ((event.get("requestContext") or {}).get("authorizer") or {}).get("lambda") or {}
+    logger.append_keys(organization_id=caller.get("organization_id"),
+                       job_id=(event.get("pathParameters") or {}).get("job_id"))
     return _gate(event) or app.resolve(event, context)
 
 

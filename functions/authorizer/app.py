@@ -12,12 +12,14 @@ from typing import Any
 
 from aws_lambda_powertools import Logger
 
+from jobsvc import tracing
 from jobsvc.auth import authenticate
 
 logger = Logger()
 
 
 @logger.inject_lambda_context(clear_state=True)
+@tracing.capture
 def lambda_handler(event: dict, context: Any) -> dict:
     headers = event.get("headers") or {}
     header = headers.get("authorization")

@@ -12,7 +12,7 @@ from typing import Any
 
 from aws_lambda_powertools import Logger
 
-from jobsvc import webhooks
+from jobsvc import tracing, webhooks
 from jobsvc.config import settings
 
 logger = Logger()
@@ -48,6 +48,7 @@ def _attempt(record: dict[str, Any]) -> str | None:
 
 
 @logger.inject_lambda_context(clear_state=True)
+@tracing.capture
 def lambda_handler(event: dict, context: Any) -> dict:
     global _pool
     records = event.get("Records") or []

@@ -13,13 +13,14 @@ from typing import Any
 
 from aws_lambda_powertools import Logger
 
-from jobsvc import cleanup, stats
+from jobsvc import cleanup, stats, tracing
 from jobsvc.storage.db import from_item
 
 logger = Logger()
 
 
 @logger.inject_lambda_context(clear_state=True)
+@tracing.capture
 def lambda_handler(event: dict, context: Any) -> dict:
     records = event.get("Records") or []
     counted = stats.apply(records)

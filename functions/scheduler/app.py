@@ -6,12 +6,13 @@ from typing import Any
 
 from aws_lambda_powertools import Logger
 
-from jobsvc import scheduler
+from jobsvc import scheduler, tracing
 
 logger = Logger()
 
 
 @logger.inject_lambda_context(clear_state=True)
+@tracing.capture
 def lambda_handler(event: dict, context: Any) -> dict:
     report = scheduler.run(context.get_remaining_time_in_millis, run_id=context.aws_request_id)
     if not report.ran:

@@ -23,7 +23,7 @@ from .timeutil import epoch, now
 LEASE = "scheduler"
 #: at most this many timeouts per run, so that a backlog never starves the batch poller
 MAX_SWEEP = 2000
-log = logging.getLogger(__name__)
+log = logging.getLogger("jobs")  # Powertools' service logger (POWERTOOLS_SERVICE_NAME), set up by the function
 
 
 @dataclass
@@ -113,7 +113,7 @@ def poll_batches(report: RunReport, time_left: Callable[[], bool], concurrency: 
         try:
             return batches.poll(job, adapters[job["provider"]], time_left)
         except Exception:  # a fault of ours or of DynamoDB: log it, the next run retries
-            log.exception("polling batch %s failed", job.get("id"))
+            log.exception("polling a batch failed", extra={"job_id": job.get("id"), "organization_id": job.get("organization_id")})
             return "error"
 
     with ThreadPoolExecutor(max_workers=max(1, concurrency)) as pool:

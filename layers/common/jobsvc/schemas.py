@@ -50,8 +50,9 @@ class JobUpdate(BaseModel):
     status: Optional[Status] = None
     metadata: Optional[dict[str, Any]] = None
     stop_reason: Optional[str] = Field(None, max_length=64)
-    ttft_ns: Optional[int] = Field(None, ge=0)
-    total_duration_ns: Optional[int] = Field(None, ge=0)
+    #: nanoseconds, at most 2**63 - 1 (292 years; a signed 64-bit integer, which any client can hold)
+    ttft_ns: Optional[int] = Field(None, ge=0, le=2**63 - 1)
+    total_duration_ns: Optional[int] = Field(None, ge=0, le=2**63 - 1)
     callback_url: Optional[str] = Field(None, max_length=2048)
 
 
