@@ -22,6 +22,8 @@ import copy
 from typing import Any
 
 _applied = False
+#: DynamoDB's item size limit (400 KB; moto's own tests put the real one between 409 and 410 KB)
+MAX_ITEM_BYTES = 400 * 1024
 
 
 def apply() -> None:
@@ -133,6 +135,42 @@ def apply() -> None:
         add_record(self, old, new)
 
     StreamShard.add = add_if_changed
+
+    # 3. An UpdateItem is one write, refused whole or applied whole. moto creates a new item
+    #    in two steps (its keys, then the update), each with a stream record, and checks the
+    #    400 KB limit only for some updates, leaving a half-applied item when it refuses: here
+    #    an item taken past the limit is refused whole (the item as it was, no stream record),
+    #    and an item the update creates has the one INSERT record DynamoDB writes.
+    from moto.dynamodb.exceptions import ItemSizeToUpdateTooLarge
+
+    update_item = DynamoDBBackend.update_item
+
+    def whole_update_item(self: Any, table_name: str, key: dict, *args: Any, **kwargs: Any) -> Any:
+        table = self.get_table(table_name)
+        hash_value, range_value = self.get_keys_value(table, key)
+        before = copy.deepcopy(table.get_item(hash_value, range_value))
+        shard = table.stream_shard
+        records = len(shard.items) if shard is not None else 0
+        try:
+            item = update_item(self, table_name, key, *args, **kwargs)
+            if item is None or item.size() <= MAX_ITEM_BYTES:
+                if before is None and shard is not None and len(shard.items) > records + 1:
+                    del shard.items[records]  # the keys-only INSERT of moto's first step
+                return item
+            refusal: Exception = ItemSizeToUpdateTooLarge()
+        except ItemSizeToUpdateTooLarge as exc:
+            refusal = exc
+        if before is None:
+            table.delete_item(hash_value, range_value)
+        elif range_value is None:
+            table.items[hash_value] = before
+        else:
+            table.items[hash_value][range_value] = before
+        if shard is not None:
+            del shard.items[records:]
+        raise refusal
+
+    DynamoDBBackend.update_item = whole_update_item
     conflicts.apply()
     consistency.apply()
     _applied = True

@@ -33,3 +33,11 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if end_to_end(item):
             item.add_marker(pytest.mark.xdist_group("e2e"))
+
+
+# moto as the local stack's emulator patches it, in every test level (local/moto_patches.py:
+# an UpdateItem refused or applied whole, with one stream record; transactions that cost what
+# they touch; no stream record for a write that changes nothing)
+from local import moto_patches  # noqa: E402
+
+moto_patches.apply()

@@ -17,7 +17,7 @@ URLs allowed); a test that wants the production setting says so with ``strict_ca
 """
 from __future__ import annotations
 
-import copy
+
 import os
 from contextlib import contextmanager
 from typing import Any, Iterator
@@ -35,52 +35,14 @@ from tests.helpers import load_function
 ENVIRONMENT = {"ALLOW_PRIVATE_CALLBACKS": "true", "SIMULATED_POLLS_TO_FINISH": "2"}
 
 
-#: DynamoDB's item size limit (400 KB; moto's own tests put the real one between 409 and 410 KB)
-MAX_ITEM_BYTES = 400 * 1024
-
-
 @contextmanager
 def faithful_moto() -> Iterator[None]:
-    """While the API tests run (the other test levels keep moto as it is)."""
-    from moto.dynamodb.exceptions import ItemSizeToUpdateTooLarge
-    from moto.dynamodb.models import DynamoDBBackend
-
+    """moto as the local stack's emulator patches it (local/moto_patches.py): among others, an
+    update that would take an item past 400 KB is refused whole, as DynamoDB refuses it."""
     from local import moto_patches
 
-    saved = DynamoDBBackend.update_item, DynamoDBBackend.transact_write_items, getattr(moto_patches, "_applied", None)
     moto_patches.apply()
-    original = saved[0]
-
-    def update_item(self, table_name, key, *args, **kwargs):  # type: ignore[no-untyped-def]
-        table = self.get_table(table_name)
-        hash_value, range_value = self.get_keys_value(table, key)
-        before = copy.deepcopy(table.get_item(hash_value, range_value))
-        records = len(table.stream_shard.items) if table.stream_shard is not None else 0
-        try:
-            item = original(self, table_name, key, *args, **kwargs)
-            if item is None or item.size() <= MAX_ITEM_BYTES:
-                return item
-            refusal = ItemSizeToUpdateTooLarge()
-        except ItemSizeToUpdateTooLarge as exc:
-            refusal = exc
-        # refused whole: the item as it was, and no stream record
-        if before is None:
-            table.delete_item(hash_value, range_value)
-        elif range_value is None:
-            table.items[hash_value] = before
-        else:
-            table.items[hash_value][range_value] = before
-        if table.stream_shard is not None:
-            del table.stream_shard.items[records:]
-        raise refusal
-
-    DynamoDBBackend.update_item = update_item
-    try:
-        yield
-    finally:
-        DynamoDBBackend.update_item, DynamoDBBackend.transact_write_items = saved[:2]
-        if saved[2] is not None:
-            moto_patches._applied = saved[2]
+    yield
 
 
 @pytest.fixture(scope="package", autouse=True)
