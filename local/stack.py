@@ -4,6 +4,7 @@ from __future__ import annotations
 import os
 import sys
 import threading
+import time
 from dataclasses import dataclass, field
 
 from .emulation import Emulation
@@ -139,8 +140,11 @@ class LocalStack:
             self.reaper.stop()
         for pump in self.pumps:
             pump.stop()
+        # a pump may be waiting on a long invocation (a scheduler run): give them all together
+        # a few seconds, not each (they are daemon threads; the functions' processes stop below)
+        deadline = time.monotonic() + 5
         for pump in self.pumps:
-            pump.join(timeout=10)
+            pump.join(timeout=max(0.0, deadline - time.monotonic()))
         if self.gateway is not None:
             self.gateway.shutdown()
             self.gateway.server_close()

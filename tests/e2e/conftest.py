@@ -122,6 +122,10 @@ def stack() -> Iterator[dict]:
         "JOBS_SCHEDULE_SECONDS": "1",
         # index queries and default reads lag writes a little, as in DynamoDB (README: LOCAL_INDEX_LAG_MS)
         "LOCAL_INDEX_LAG_MS": "100",
+        # the functions' timeouts, scaled for a CI machine whose two cores run the stack, the tests
+        # and their receivers at once (a 5 s authorizer timing out there is the machine, not the
+        # code); tests of the timeouts themselves run stacks of their own at scale 1
+        "LOCAL_TIMEOUT_SCALE": "3",
     }
     env.pop("AWS_ENDPOINT_URL", None)
     proc = subprocess.Popen(

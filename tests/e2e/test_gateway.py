@@ -48,8 +48,13 @@ def test_bad_credentials_are_401_on_every_route_and_change_nothing(api, anonymou
     for method, url, body in routes:
         response = anonymous.request(method, url, json=body, headers=headers)
         assert response.status_code == 401, (method, url, response.status_code, response.text)
-        assert response.headers.get("WWW-Authenticate") == "Bearer", (method, url, response.headers)
         assert response.headers["Content-Type"].startswith("application/json")
+        if header is None:
+            # no Authorization header at all: with the authorizer's cache on, API Gateway refuses it
+            # itself (the header is the cache's identity source), with its own body (contract, section 1)
+            assert response.json() == {"message": "Unauthorized"}, (method, url)
+            continue
+        assert response.headers.get("WWW-Authenticate") == "Bearer", (method, url, response.headers)
         assert response.json()["detail"], (method, url)
     # bad input does not get past authentication either
     assert anonymous.request("POST", "/v1/jobs", data="{bad", headers=headers).status_code == 401

@@ -66,5 +66,8 @@ def test_aws_endpoint_url_uses_an_existing_endpoint_and_creates_what_is_missing(
         assert "WebhookQueue" in " ".join(emulator.client("sqs").list_queues()["QueueUrls"])
     finally:
         proc.terminate()
-        proc.wait(timeout=15)
+        try:
+            proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
         emulator.stop()

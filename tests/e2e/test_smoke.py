@@ -143,6 +143,33 @@ def smoke_cancel_batch(c, ids):
     assert answer["cancel_requested"] is True and answer["status"] == "running"
 
 
+def smoke_history(c, ids):
+    history = check(c.api.get(f"/v1/jobs/{ids['job']['id']}/history"), 200)
+    assert [(h["status"], h["from"]) for h in history] == [("created", None)] and history[0]["actor"] == "user:user-a"
+
+
+def smoke_stats(c, ids):
+    stats = check(c.api.get("/v1/stats", params={"hours": 1}), 200)
+    assert set(stats) == {"counts", "window"} and stats["counts"]["created"] >= 0
+
+
+def smoke_bulk_cancel(c, ids):
+    assert check(c.api.post("/v1/jobs/cancel", json={"source_id": unique("none")}), 200) == {"cancelled": [], "more": False}
+    assert check(c.api.post("/v1/jobs/cancel", json={}), 422)["detail"]
+
+
+def smoke_recover(c, ids):
+    assert check(c.api.post("/v1/callbacks/recover", json={"since": "2026-01-01T00:00:00Z"}), 202)["queued"] >= 0
+
+
+def smoke_page(path: str, content_type: str):
+    def smoke(c, ids):
+        response = c.anonymous.get(path)
+        assert response.status_code == 200 and response.headers["Content-Type"].startswith(content_type), path
+        assert response.content and "cdn" not in response.text[:200].lower()
+    return smoke
+
+
 def smoke_default(c, ids):
     assert check(c.anonymous.get("/v1/no-such-route"), 404) == {"detail": "no such route"}
     assert check(c.api.delete("/v1/jobs"), 404) == {"detail": "no such route"}
@@ -169,6 +196,16 @@ ROUTES = [
     ("GET /v1/batches/{job_id}", smoke_get_batch),
     ("GET /v1/batches/{job_id}/items", smoke_batch_items),
     ("PATCH /v1/batches/{job_id}/cancel", smoke_cancel_batch),
+    ("GET /v1/jobs/{job_id}/history", smoke_history),
+    ("GET /v1/stats", smoke_stats),
+    ("POST /v1/jobs/cancel", smoke_bulk_cancel),
+    ("POST /v1/callbacks/recover", smoke_recover),
+    ("GET /console", smoke_page("/console", "text/html")),
+    ("GET /console/app.js", smoke_page("/console/app.js", "text/javascript")),
+    ("GET /console/app.css", smoke_page("/console/app.css", "text/css")),
+    ("GET /v1/docs/init.js", smoke_page("/v1/docs/init.js", "text/javascript")),
+    ("GET /v1/docs/swagger-ui-bundle.js", smoke_page("/v1/docs/swagger-ui-bundle.js", "text/javascript")),
+    ("GET /v1/docs/swagger-ui.css", smoke_page("/v1/docs/swagger-ui.css", "text/css")),
     ("$default", smoke_default),
 ]
 

@@ -277,8 +277,12 @@ def test_soak_jobs_against_a_receiver_failing_half_the_time(api, receiver, dead_
 
     def complete(i: int) -> None:
         route = f"{prefix}{i}"
-        job = api.create(status="running", callback_url=receiver.url(route))
-        answer = api.patch(f"/v1/jobs/{job['id']}", json={"status": "completed"})
+        try:
+            job = api.create(status="running", callback_url=receiver.url(route))
+            answer = api.patch(f"/v1/jobs/{job['id']}", json={"status": "completed"})
+        except Exception as exc:  # noqa: BLE001 - reported below with the others
+            errors.append(repr(exc))
+            return
         if answer.status_code != 200:
             errors.append(answer.text)
         jobs[job["id"]] = route
@@ -288,7 +292,7 @@ def test_soak_jobs_against_a_receiver_failing_half_the_time(api, receiver, dead_
         t.start()
     for t in threads:
         t.join()
-    assert not errors and len(jobs) == SOAK
+    assert not errors and len(jobs) == SOAK, errors
 
     def progress() -> tuple[int, int]:
         """(webhooks settled: delivered or dead-lettered, attempts seen): both move while retries run."""
