@@ -32,6 +32,7 @@ class Received:
     body: str
     at: float
     answer: Action = None  # what the receiver did
+    trickled: int = 0  # body bytes a "trickle" answer got out before the sender hung up
 
 
     def json(self) -> dict:
@@ -76,7 +77,7 @@ class Receiver:
                     self.close_connection = True
                     return
                 if isinstance(action, tuple) and action[0] == "trickle":
-                    self._trickle(*action[1:])
+                    self._trickle(received, *action[1:])
                     return
                 try:
                     status = int(action)
@@ -92,7 +93,7 @@ class Receiver:
                 except OSError:  # the sender gave up (timeout) and closed the connection
                     self.close_connection = True
 
-            def _trickle(self, interval: float, status: int, size: int = 10) -> None:
+            def _trickle(self, received: Received, interval: float, status: int, size: int = 10) -> None:
                 try:
                     self.send_response(int(status))
                     self.send_header("Content-Length", str(size))
@@ -102,6 +103,7 @@ class Receiver:
                         time.sleep(interval)
                         self.wfile.write(b".")
                         self.wfile.flush()
+                        received.trickled += 1
                 except OSError:  # the sender gave up waiting and closed the connection
                     pass
                 self.close_connection = True
