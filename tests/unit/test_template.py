@@ -48,3 +48,38 @@ def test_template_resources():
     glob = t.doc["Globals"]["Function"]
     assert glob["Runtime"] == "python3.13" and glob["Architectures"] == ["arm64"]
     assert "ApiUrl" in t.doc["Outputs"]
+
+
+def test_guard_rails():
+    t = Template()
+    resources = t.resources
+    # every function logs to a group of the stack's, which keeps its logs a set time
+    functions = t.of_type("AWS::Serverless::Function")
+    for name, function in functions.items():
+        group = function["Properties"]["LoggingConfig"]["LogGroup"]["Ref"]
+        assert resources[group]["Type"] == "AWS::Logs::LogGroup", name
+        assert resources[group]["Properties"]["RetentionInDays"] == {"Ref": "LogRetentionDays"}, name
+    api = resources["HttpApi"]["Properties"]
+    assert api["DefaultRouteSettings"] == {"ThrottlingRateLimit": {"Ref": "ApiThrottleRateLimit"},
+                                           "ThrottlingBurstLimit": {"Ref": "ApiThrottleBurstLimit"}}
+    assert api["AccessLogSettings"]["DestinationArn"] == {"Fn::GetAtt": ["ApiAccessLogs", "Arn"]}
+    # a receiver outage cannot take the account's concurrency: the webhook path is capped
+    assert functions["CallbacksFunction"]["Properties"]["ReservedConcurrentExecutions"] == {"Ref": "WebhookFunctionConcurrency"}
+    # the authorizer reads API keys, one item at a time, and nothing else
+    (statement,) = functions["AuthorizerFunction"]["Properties"]["Policies"][0]["Statement"]
+    assert statement["Action"] == "dynamodb:GetItem"
+    assert statement["Condition"] == {"ForAllValues:StringLike": {"dynamodb:LeadingKeys": ["APIKEY#*"]}}
+    # queued messages outlive a replaced stack; a failed scheduled run is kept and alarmed on
+    for queue in t.of_type("AWS::SQS::Queue").values():
+        assert queue["DeletionPolicy"] == "Retain" and queue["UpdateReplacePolicy"] == "Retain"
+    invoke = functions["SchedulerFunction"]["Properties"]["EventInvokeConfig"]
+    assert invoke["MaximumRetryAttempts"] == 2
+    assert invoke["DestinationConfig"]["OnFailure"]["Destination"] == {"Fn::GetAtt": ["SchedulerFailureQueue", "Arn"]}
+    assert resources["SchedulerFailuresAlarm"]["Properties"]["Dimensions"][0]["Value"] == {"Fn::GetAtt": ["SchedulerFailureQueue", "QueueName"]}
+    # the API function starts from a snapshot, through the alias the API integrates with
+    props = functions["ApiFunction"]["Properties"]
+    assert props["SnapStart"] == {"ApplyOn": "PublishedVersions"} and props["AutoPublishAlias"] == "live"
+    # the authorizer's answer is cached per Authorization header for a set time
+    identity = api["Auth"]["Authorizers"]["ApiKeyAuthorizer"]["Identity"]
+    assert identity == {"Headers": ["Authorization"], "ReauthorizeEvery": {"Ref": "AuthorizerCacheSeconds"}}
+    assert t.doc["Parameters"]["AuthorizerCacheSeconds"]["Default"] == 60
