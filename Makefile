@@ -36,6 +36,9 @@ bench: $(STAMP)
 	$(PY) bench/cold_start.py
 	$(PY) bench/webhooks.py
 	$(PY) bench/scheduler.py
+	$(PY) bench/cost.py
+	$(PY) bench/webhook_throughput.py
+	$(PY) bench/batch_results.py
 
 # make key ORG=acme USER=alice [TABLE=...] : create an API key in a deployed table
 key: $(STAMP)

@@ -24,7 +24,7 @@ from jobsvc.pages import Listing
 from jobsvc.schemas import (
     Batch, BatchCreate, BatchItem, BulkCancel, BulkCancelResult, CallbackAttempt, Error, Health, HistoryEntry, Job,
     JobCreate, JobType, JobUpdate, Message, MessageCreate, Queued, Recover, Redelivery, Role, Stats, Status,
-    TransitionError, WebhookSecret,
+    TransitionError, Unauthorized, WebhookSecret,
 )
 
 logger = Logger()
@@ -45,7 +45,7 @@ KEY = [{"apiKey": []}]
 #: what each error status means, in the words of the OpenAPI document; every one is a {detail}
 ERROR_MEANINGS = {
     400: "the body is not valid JSON (or not UTF-8, or nested too deeply)",
-    401: "missing, malformed or unknown API key",
+    401: "missing, malformed or unknown API key (with no Authorization header at all, API Gateway's own {message})",
     404: "no such job (or batch) in your organization",
     409: "conflicts with the job's current status",
     413: "the body (or the item it would make) is too large",
@@ -58,7 +58,8 @@ ERROR_MEANINGS = {
 def answers(status: int, description: str, model: Any = None, *errors_: int, body: bool = False,
             conflict: Any = None, link: bool = False) -> dict[int, Any]:
     """The OpenAPI answers of a route: its success (``status``, ``model``) and each error it can
-    give, every error a ``{detail}`` (409 on a job: ``{detail, current_status}``)."""
+    give, every error a ``{detail}`` (409 on a job: ``{detail, current_status}``; 401 may be API
+    Gateway's own ``{message}``)."""
     success: dict[str, Any] = {"description": description}
     if model is not None:
         success["content"] = {"application/json": {"model": model}}
@@ -69,7 +70,7 @@ def answers(status: int, description: str, model: Any = None, *errors_: int, bod
         }}
     out: dict[int, Any] = {status: success}
     for code in sorted({401, 422, 503, *errors_, *((400, 413) if body else ())}):
-        model_ = conflict if code == 409 and conflict is not None else Error
+        model_ = conflict if code == 409 and conflict is not None else Unauthorized if code == 401 else Error
         out[code] = {"description": ERROR_MEANINGS[code], "content": {"application/json": {"model": model_}}}
     return out
 

@@ -349,3 +349,17 @@ def test_docs_page_is_html_that_loads_the_openapi_document(anonymous):
     assert response.headers["Content-Type"].startswith("text/html")
     assert "<html" in response.text.lower()
     assert "openapi.json" in response.text, "the docs page loads the OpenAPI document"
+
+
+def test_the_documented_401_covers_api_gateways_own_answer(anonymous):
+    """Without an Authorization header API Gateway answers {"message": ...} itself (its cached
+    authorizer's identity source is missing): the document's 401 must say so, or a client
+    generated from it fails to read the answer."""
+    answer = anonymous.get("/v1/jobs")
+    assert answer.status_code == 401
+    document = anonymous.get("/v1/openapi.json").json()
+    schema = document["paths"]["/v1/jobs"]["get"]["responses"]["401"]["content"]["application/json"]["schema"]
+    refs = {alt["$ref"].rsplit("/", 1)[1] for alt in schema.get("anyOf", [schema]) if "$ref" in alt}
+    required = {name: set(document["components"]["schemas"][name].get("required", [])) for name in refs}
+    assert any(need and need <= set(answer.json()) for need in required.values()), (answer.json(), required)
+    assert any(need == {"detail"} for need in required.values()), required

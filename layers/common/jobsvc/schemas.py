@@ -172,6 +172,17 @@ class Error(BaseModel):
     detail: Union[str, list[Any]]
 
 
+class GatewayError(BaseModel):
+    """API Gateway's own answer, before the service sees the request (a 401 for a request with
+    no Authorization header at all, a 429 over the stage's throttle)."""
+
+    message: str
+
+
+#: a 401: the service's {detail}, or API Gateway's {message} when no Authorization header came
+Unauthorized = Union[Error, GatewayError]
+
+
 class TransitionError(Error):
     current_status: Status
 
