@@ -212,7 +212,10 @@ def get_stats(
 
 @app.post("/v1/callbacks/recover", tags=["webhooks"], security=KEY, responses=answers(202, "redeliveries queued", Queued, body=True))
 def recover_callbacks(body: Annotated[Recover, Body()]) -> Response[Queued]:
-    return _json(202, webhooks.recover(actor(), body.since, body.until))
+    context = app.lambda_context
+    left = context.get_remaining_time_in_millis() / 1000 if hasattr(context, "get_remaining_time_in_millis") else None
+    # stop with time to answer (API Gateway gives up at 30 s): a second call queues the rest
+    return _json(202, webhooks.recover(actor(), body.since, body.until, None if left is None else max(1.0, left - 5)))
 
 
 @app.get("/v1/jobs/<job_id>", tags=["jobs"], security=KEY, responses=answers(200, "the job", Job, 404))

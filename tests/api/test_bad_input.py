@@ -412,3 +412,17 @@ def test_unknown_routes_and_methods_answer_json_404(api):
         response = api.request(method, path, json={"status": "pending"})
         assert check_error(response, 404) == {"detail": "no such route"}, (method, path)
     assert api.job(job["id"]) == job
+
+
+@pytest.mark.parametrize("when", ["0001-01-01T00:00:00+01:00", "9999-12-31T23:59:59-01:00"])
+@pytest.mark.parametrize("method,path,field", [
+    ("GET", "/v1/jobs", "updated_before"), ("GET", "/v1/batches", "updated_before"),
+    ("POST", "/v1/jobs/cancel", "created_before"), ("POST", "/v1/callbacks/recover", "since"),
+])
+def test_a_time_outside_what_utc_can_hold_is_422(api, when, method, path, field):
+    """Valid RFC 3339, but before year 1 or after year 9999 once in UTC."""
+    if method == "GET":
+        response = api.get(path, params={field: when})
+    else:
+        response = api.post(path, json={field: when})
+    check_error(response, 422)

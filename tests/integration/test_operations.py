@@ -12,6 +12,7 @@ from jobsvc.auth import Actor
 from jobsvc.config import settings
 from jobsvc.schemas import BatchCreate, BulkCancel, JobCreate, JobUpdate
 from jobsvc.storage import batches as batch_store
+from jobsvc.storage import jobs as store_jobs
 from jobsvc.timeutil import now
 from tests.helpers import LambdaContext, load_function
 from tests.integration.test_capacity import Stream
@@ -110,6 +111,23 @@ def test_bulk_cancel_by_status_and_type_leaves_batches_to_their_own_route(table)
     assert jobs.bulk_cancel(A, BulkCancel(status="running", job_type="run"))["cancelled"] == [run["id"]]
     assert jobs.bulk_cancel(A, BulkCancel(status="running"))["cancelled"] == [job["id"]]
     assert batches.get_batch(A, batch["id"])["status"] == "running"
+
+
+def test_bulk_cancel_created_before_reaches_old_jobs_under_many_newer_ones(table, monkeypatch):
+    """"Cancel everything older than X" starts where X is, not at the newest job: newer
+    jobs, however many, never stop it from reaching the old ones."""
+    old = [jobs.create_job(A, JobCreate())[0] for _ in range(3)]
+    cutoff = now() + timedelta(milliseconds=5)
+    import time
+
+    time.sleep(1.2)  # past the second of margin the scan starts with
+    newer = [jobs.create_job(A, JobCreate())[0] for _ in range(30)]
+    # one short page a call (really: 10 pages, each read through at most MAX_FETCHED entries)
+    monkeypatch.setattr(jobs, "BULK_PAGES", 1)
+    monkeypatch.setattr(store_jobs, "MAX_FETCHED", 8)
+    got = jobs.bulk_cancel(A, BulkCancel(created_before=cutoff.isoformat().replace("+00:00", "Z"), limit=10))
+    assert sorted(got["cancelled"]) == sorted(j["id"] for j in old)
+    assert all(jobs.get_job(A, j["id"])["status"] == "created" for j in newer)
 
 
 def test_bulk_cancel_needs_a_filter(table):

@@ -89,3 +89,53 @@ def test_the_command_line(webhook_env):
     missing = subprocess.run([sys.executable, "-m", "jobsvc.redrive"], capture_output=True, text=True, cwd="layers/common",
                              env={"PATH": "/usr/bin:/bin"})
     assert missing.returncode == 2 and "--dlq" in missing.stderr
+
+
+def test_recover_then_redrive_delivers_the_event_once_and_recover_queued_twice_sends_once(webhook_env, monkeypatch):
+    """A failure recovered through the API is not sent again by a later redrive of its dead
+    letter, and a recover repeated after a crash (its entry still in the failed index) does
+    not send the event twice."""
+    monkeypatch.setenv("WEBHOOK_MAX_RETRIES", "0")
+    settings.cache_clear()
+    down = {"down": True}
+    webhook_env.receiver.behaviour = lambda path, n: 503 if down["down"] else 200
+    job, _ = jobs.create_job(A, JobCreate(status="running", callback_url=webhook_env.receiver.url()))
+    job = jobs.update_job(A, job["id"], JobUpdate(status="completed"))
+    assert webhooks.deliver(webhooks.task_for(job)) == webhooks.DEAD_LETTERED
+    down["down"] = False
+    from jobsvc.storage import webhooks as store
+
+    real_unmark = store.unmark_failed
+    monkeypatch.setattr(store, "unmark_failed", lambda *a: False)  # the first call dies before taking it out
+    assert webhooks.recover(A, "2000-01-01T00:00:00Z") == {"queued": 1}
+    monkeypatch.setattr(store, "unmark_failed", real_unmark)
+    assert webhooks.recover(A, "2000-01-01T00:00:00Z") == {"queued": 1}  # found again: nothing lost
+    outcomes = [webhooks.deliver(webhooks.Task.from_message(json.dumps(m))) for m in drain(webhook_env, "WebhookQueue")]
+    assert sorted(outcomes) == sorted([webhooks.DELIVERED, webhooks.DUPLICATE])
+    # the operator redrives the dead letter afterwards: the event was delivered, it is not sent again
+    assert redrive.redrive(webhook_env.sqs, webhook_env.urls["WebhookDeadLetterQueue"], webhook_env.urls["WebhookQueue"]) == 1
+    for message in drain(webhook_env, "WebhookQueue"):
+        assert webhooks.deliver(webhooks.Task.from_message(json.dumps(message))) == webhooks.DUPLICATE
+    assert [r.answer for r in webhook_env.receiver.requests] == [503, 200]
+
+
+def test_a_redrive_run_ends_when_what_it_moved_comes_straight_back(webhook_env):
+    """A dead letter that fails again at once (a URL refused for good) lands back in the
+    dead-letter queue while the run goes on: the run moves each message once and ends."""
+    sqs, urls = webhook_env.sqs, webhook_env.urls
+    for n in range(3):
+        sqs.send_message(QueueUrl=urls["WebhookDeadLetterQueue"], MessageBody=json.dumps({"n": n}))
+    import time as _time
+
+    _time.sleep(0.01)
+    real_send = sqs.send_message_batch
+
+    def bounce(QueueUrl, Entries):  # noqa: N803 - botocore's names
+        # every message sent back fails at once and is dead-lettered again
+        return real_send(QueueUrl=urls["WebhookDeadLetterQueue"], Entries=Entries)
+
+    sqs.send_message_batch = bounce
+    try:
+        assert redrive.redrive(sqs, urls["WebhookDeadLetterQueue"], urls["WebhookQueue"]) == 3
+    finally:
+        del sqs.send_message_batch

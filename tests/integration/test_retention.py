@@ -9,7 +9,7 @@ import time
 import boto3
 import pytest
 
-from jobsvc import jobs, stats, webhooks
+from jobsvc import errors, jobs, stats, webhooks
 from jobsvc.auth import Actor
 from jobsvc.config import settings
 from jobsvc.schemas import JobCreate, JobUpdate, MessageCreate
@@ -44,7 +44,8 @@ def test_a_terminal_job_and_what_it_holds_go_after_the_retention(webhook_env, mo
     settings.cache_clear()
     stream = Stream()
     kept, _ = jobs.create_job(A, JobCreate(status="running"))
-    ended, _ = jobs.create_job(A, JobCreate(status="running", callback_url=webhook_env.receiver.url()))
+    body = JobCreate(status="running", callback_url=webhook_env.receiver.url())
+    ended, _ = jobs.create_job(A, body, idempotency_key="retention-key")
     jobs.add_message(A, ended["id"], MessageCreate(role="user", content="hello"))
     ended = jobs.update_job(A, ended["id"], JobUpdate(status="completed"))
     assert webhooks.deliver(webhooks.task_for(ended)) == webhooks.DELIVERED
@@ -62,6 +63,11 @@ def test_a_terminal_job_and_what_it_holds_go_after_the_retention(webhook_env, mo
     assert counts["completed"] == 0 and counts["running"] == 1
     with pytest.raises(Exception):
         jobs.get_job(A, ended["id"])
+    # its idempotency key (alive for 24 h) does not bring it back: a replay is refused as
+    # after a delete through the API
+    with pytest.raises(errors.DomainError) as refused:
+        jobs.create_job(A, body, idempotency_key="retention-key")
+    assert refused.value.status_code == 409
 
 
 def test_retention_zero_keeps_everything(table, monkeypatch):

@@ -45,3 +45,18 @@ def test_markdown_table_lists_every_status():
     for status in CONTRACT:
         assert f"| `{status}` |" in text
     assert "| `running` | `completed`, `failed`, `cancelled` |" in text
+
+
+def test_a_history_follows_the_state_machine_whatever_the_writers_clocks_said():
+    """A sweep stamps its transition with a time taken before a user's write that landed
+    first (or another instance's clock is behind): the history still reads in the order the
+    job went, each entry coming from the one before."""
+    from jobsvc.jobs import history_to_public
+
+    history = {
+        "created": ["2026-11-29T10:00:00Z", "user:u", None],
+        "pending": ["2026-11-29T10:00:05Z", "user:u", None],
+        "expired": ["2026-11-29T10:00:04Z", "system:sweep", "timeout"],  # stamped earlier, written later
+    }
+    entries = history_to_public(history)
+    assert [(e["from"], e["status"]) for e in entries] == [(None, "created"), ("created", "pending"), ("pending", "expired")]

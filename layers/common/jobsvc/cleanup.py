@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from .storage import batches as batch_store
+from .storage import jobs as job_store
 from .storage import layout
 from .storage import webhooks as webhook_store
 
@@ -21,6 +22,10 @@ def after_delete(old_job: dict[str, Any]) -> int:
     job_id = old_job["id"]
     webhook_store.delete_webhook_state(old_job["pk"], job_id)
     removed = 1 + batch_store.delete_children(job_id)
+    if old_job.get("idempotency_key") and old_job.get("organization_id"):
+        # deleted by retention (the API's delete did this already): a replay of the key must
+        # not create the job again
+        job_store.mark_idempotency_deleted(old_job["organization_id"], old_job["idempotency_key"], job_id)
     if old_job.get("provider") and old_job.get("provider_batch_id"):
         batch_store.release_owner(old_job["provider"], old_job["provider_batch_id"], job_id)
     return removed

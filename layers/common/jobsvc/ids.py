@@ -57,6 +57,12 @@ def reseed() -> None:
         _deal = int.from_bytes(os.urandom(1), "big")
 
 
+def first_at(prefix: str, ms: int) -> str:
+    """The smallest id of this form made at ``ms`` (Unix milliseconds): every id made
+    before it sorts lower."""
+    return f"{prefix}-{uuid.UUID(int=(max(0, ms) & ((1 << 48) - 1)) << 80)}"
+
+
 def parse_id(value: str, prefix: str) -> str | None:
     """The canonical (lower-case) form of ``<prefix>-<uuid>``, or None if malformed."""
     if not isinstance(value, str) or not value.startswith(prefix + "-"):

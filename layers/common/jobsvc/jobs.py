@@ -63,7 +63,7 @@ def history_entry(at: str, actor: str, stop_reason: str | None) -> list[Any]:
 
 def history_to_public(history: dict[str, list[Any]]) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
-    for status, (at, actor, stop_reason) in sorted(history.items(), key=lambda kv: kv[1][0]):
+    for status, (at, actor, stop_reason) in sorted(history.items(), key=lambda kv: (states.ORDER.get(kv[0], 0), kv[1][0])):
         out.append({"status": status, "from": out[-1]["status"] if out else None, "at": at,
                     "actor": actor, "stop_reason": stop_reason})
     return out
@@ -431,6 +431,12 @@ def bulk_cancel(actor: Actor, body: Any) -> dict[str, Any]:
     statuses = frozenset({body.status}) if body.status else frozenset(states.ACTIVE)
     cancelled: list[str] = []
     before: str | None = None
+    if body.created_before is not None:
+        # ids sort by creation time: start the scan at created_before (with a second's margin
+        # for an id made a little ahead of its created_at), not at the newest job, so that
+        # newer jobs never hide the older ones it asks for
+        moment = parse_iso(_time_filter("created_before", body.created_before))
+        before = ids.first_at(JOB, int(moment.timestamp() * 1000) + 1000)
     more = False
     with ThreadPoolExecutor(max_workers=BULK_WORKERS) as pool:
         for _ in range(BULK_PAGES):

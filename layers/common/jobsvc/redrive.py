@@ -17,16 +17,25 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import time
 from typing import Any
 
 
 def redrive(sqs: Any, dlq_url: str, queue_url: str, limit: int | None = None) -> int:
-    """Move up to ``limit`` messages (all when None) from ``dlq_url`` to ``queue_url``."""
+    """Move up to ``limit`` messages (all when None) from ``dlq_url`` to ``queue_url``.
+
+    Only the messages that were in the dead-letter queue when the run started: one that came
+    back meanwhile (its redelivery failed again, or its URL is refused for good) is left
+    there, so a run always ends."""
+    started_ms = int(time.time() * 1000)
     moved = 0
     while limit is None or moved < limit:
         batch = min(10, limit - moved) if limit is not None else 10
-        messages = sqs.receive_message(QueueUrl=dlq_url, MaxNumberOfMessages=batch, WaitTimeSeconds=1,
-                                       VisibilityTimeout=60, MessageAttributeNames=["All"]).get("Messages", [])
+        received = sqs.receive_message(QueueUrl=dlq_url, MaxNumberOfMessages=batch, WaitTimeSeconds=1,
+                                       VisibilityTimeout=60, MessageAttributeNames=["All"],
+                                       AttributeNames=["SentTimestamp"]).get("Messages", [])
+        messages = [m for m in received if int(m.get("Attributes", {}).get("SentTimestamp", 0)) < started_ms]
+        # (one that came back stays invisible for a minute, then waits for the next run)
         if not messages:
             return moved
         entries = [{"Id": str(i), "MessageBody": m["Body"]} for i, m in enumerate(messages)]

@@ -13,7 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from . import batches, jobs, telemetry
+from . import batches, jobs, states, telemetry
 from .config import settings
 from .storage import access, layout
 from .storage import batches as batch_store
@@ -80,7 +80,9 @@ def sweep(report: RunReport, time_left: Callable[[], bool], limit: int = MAX_SWE
         for entry in chunk:
             job_id = layout.id_of_sk(entry["sk"])
             org = layout.org_of_pk(entry["pk"])
-            outcome = jobs.sweep_one(org, job_id, found.get(entry["sk"]), moment)
+            # the time of this write (a run lasts minutes: the run's start would stamp the
+            # transition before a user's write that landed meanwhile)
+            outcome = jobs.sweep_one(org, job_id, found.get(entry["sk"]), now())
             if outcome == "expired":
                 report.expired += 1
             elif outcome == "failed":
@@ -94,7 +96,8 @@ def poll_batches(report: RunReport, time_left: Callable[[], bool], concurrency: 
     most ``per_provider`` per provider per run (so a slow provider's tail is reached next
     run, and no provider is flooded); one bad batch never stops the others."""
     entries = batch_store.polling_entries()
-    running = batch_store.read_jobs(entries)
+    # the index may lag: a batch that ended since is not polled (nor its results rewritten)
+    running = [job for job in batch_store.read_jobs(entries) if job.get("status") == states.RUNNING]
     taken: dict[str, int] = {}
     chosen = []
     for job in running:

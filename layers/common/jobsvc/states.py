@@ -32,6 +32,11 @@ BATCH_TRANSITIONS: dict[str, frozenset[str]] = {**TRANSITIONS, RUNNING: TRANSITI
 STATUSES: tuple[str, ...] = tuple(TRANSITIONS)
 TERMINAL: frozenset[str] = frozenset(s for s, targets in TRANSITIONS.items() if not targets)
 ACTIVE: frozenset[str] = frozenset(STATUSES) - TERMINAL
+#: each status's place on every path through the machine (TRANSITIONS lists them in that
+#: order, and has no cycles): a job's history is put in this order, not in the order of the
+#: writers' clocks (a sweep stamps its time, a user's write lands in between)
+ORDER: dict[str, int] = {status: rank for rank, status in enumerate(STATUSES)}
+assert all(ORDER[a] < ORDER[b] for a, targets in BATCH_TRANSITIONS.items() for b in targets)
 #: statuses a job may be created in.
 INITIAL: tuple[str, ...] = (CREATED, PENDING, RUNNING)
 

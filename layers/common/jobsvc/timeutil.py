@@ -32,4 +32,7 @@ def parse_iso(value: str) -> datetime:
     moment = datetime.fromisoformat(text)
     if moment.tzinfo is None or "T" not in text.upper():
         raise ValueError(f"not an RFC 3339 time: {value!r}")
-    return moment.astimezone(timezone.utc)
+    try:
+        return moment.astimezone(timezone.utc)
+    except (OverflowError, OSError):  # 0001-01-01T00:00:00+01:00 is before year 1 in UTC
+        raise ValueError(f"out of range: {value!r}") from None

@@ -279,25 +279,31 @@ def request_redelivery(actor: Actor, job_id: str) -> dict[str, str]:
 MAX_RECOVER = 1000
 
 
-def recover(actor: Actor, since: str, until: str | None = None) -> dict[str, int]:
+def recover(actor: Actor, since: str, until: str | None = None, seconds: float | None = None) -> dict[str, int]:
     """Send again every terminal event of the caller's organization whose delivery ended
-    failed between ``since`` and ``until`` (the failed index). Each is taken out of that
-    index as it is queued, so calling again does not queue it twice; its redelivery, if it
-    fails too, puts it back."""
+    failed between ``since`` and ``until`` (the failed index), at most ``MAX_RECOVER``, and
+    for at most ``seconds`` (the time the caller has left): call again for the rest.
+
+    Each redelivery is queued before its entry leaves the failed index, so that a crash in
+    between loses nothing (the entry is found again); its delivery id comes from the failure
+    it recovers, so that queueing it twice sends it once (the second claim is a duplicate).
+    If it fails too, its own failure puts the job back in the index."""
     start = _time("since", since)
     end = _time("until", until) if until is not None else iso(now())
     if end < start:
         raise errors.InvalidInput("until is before since")
+    stop = None if seconds is None else time.monotonic() + seconds
     queued = 0
     for entry in store.failed_since(actor.organization_id, start, end, MAX_RECOVER):
+        if stop is not None and time.monotonic() > stop:
+            break
         job_id = layout.id_of_sk(entry["sk"])
-        if not store.unmark_failed(actor.organization_id, job_id, entry["fail_at"]):
-            continue  # recovered by another call meanwhile
         job, _ = job_store.get_job(actor.organization_id, job_id)
-        if job is None or not job.get("callback_url") or not states.is_terminal(job["status"]):
-            continue
-        _queue_redelivery(to_public(job))
-        queued += 1
+        if job is not None and job.get("callback_url") and states.is_terminal(job["status"]):
+            failure = "".join(ch for ch in entry["fail_at"] if ch.isalnum())
+            _queue_redelivery(to_public(job), f"recover-{failure}")
+            queued += 1
+        store.unmark_failed(actor.organization_id, job_id, entry["fail_at"])
     return {"queued": queued}
 
 
@@ -308,9 +314,9 @@ def _time(name: str, value: str) -> str:
         raise errors.InvalidInput(f"{name} must be an RFC 3339 time, e.g. 2026-11-28T15:04:05Z") from None
 
 
-def _queue_redelivery(job: dict[str, Any]) -> dict[str, str]:
+def _queue_redelivery(job: dict[str, Any], name: str | None = None) -> dict[str, str]:
     webhook_id = webhook_id_for(job["id"], job["status"])
-    task = task_for(job, delivery_id=f"{webhook_id}.redelivery-{ids.uuid7().hex}")
+    task = task_for(job, delivery_id=f"{webhook_id}.{name or 'redelivery-' + ids.uuid7().hex}")
     queues.send(settings().webhook_queue_url, task.message())
     return {"webhook_id": task.webhook_id, "delivery_id": task.delivery_id}
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any, Callable
 
 from . import layout
+from ..errors import Unavailable
 from .db import Cancelled, Expr, Refused, batch_get, batch_write, call, from_item, table, to_item, update_expression
 
 
@@ -117,7 +118,10 @@ def delete_children(job_id: str) -> int:
                     KeyConditionExpression=f"pk = {e.v(layout.children_pk(job_id))}", **e.kwargs(), **kwargs)
         keys = data.get("Items", [])
         for chunk in range(0, len(keys), 25):
-            batch_write([{"DeleteRequest": {"Key": k}} for k in keys[chunk:chunk + 25]])
+            if batch_write([{"DeleteRequest": {"Key": k}} for k in keys[chunk:chunk + 25]]):
+                # still throttled after backing off: fail the stream record, so that it is
+                # retried (the deletes already done are harmless to repeat)
+                raise Unavailable(f"could not delete everything under {job_id}: retried later")
         removed += len(keys)
         start = data.get("LastEvaluatedKey")
         if not start:

@@ -8,6 +8,7 @@ job (a job item with 1 KB of metadata costs 2 write units; the webhook item 1).
 """
 from __future__ import annotations
 
+import random
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -390,9 +391,13 @@ def _index_page(q: ListQuery, index: str, pks: list[str], with_webhook: bool) ->
 
 
 def due_entries(now_epoch: int, limit: int) -> list[dict[str, Any]]:
-    """Entries of the due index whose date has passed, at most ``limit`` (one Query per shard)."""
+    """Entries of the due index whose date has passed, at most ``limit`` (one Query per shard),
+    starting at a shard picked at random, so that a backlog in some shards never starves
+    the others run after run."""
     found: list[dict[str, Any]] = []
-    for pk in layout.due_pks():
+    pks = list(layout.due_pks())
+    first = random.randrange(len(pks))
+    for pk in pks[first:] + pks[:first]:
         if len(found) >= limit:
             break
         e = Expr()

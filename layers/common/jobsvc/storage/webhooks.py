@@ -48,8 +48,8 @@ def claim(
     the retry queued after attempt k. A plain claim succeeds for a new delivery or for
     the retry the delivery waits for; a ``takeover`` also if attempt ``seen`` is still
     "sending" and its holder's lease has run out (it crashed); a ``redrive`` (a dead
-    letter sent back) if the delivery ended failed after ``seen`` attempts, and starts a
-    new round of retries. Anything else is a duplicate (a stream record or SQS message
+    letter sent back) if the delivery ended failed after ``seen`` attempts and the job is
+    still in the failed index (not recovered since), and starts a new round of retries. Anything else is a duplicate (a stream record or SQS message
     seen twice) and is refused, so one event is never sent by two holders at once.
     """
     e = Expr()
@@ -69,7 +69,9 @@ def claim(
         sets.append(f"{d} = {e.v({'st': SENDING, 'n': 1, 'lease': lease_until, 'r0': 0})}")
     else:
         if redrive:
-            condition = state(FAILED)
+            # not if the job's failure was recovered since (a later delivery succeeded, or is
+            # on its way: it marks the job failed again if it fails too)
+            condition = f"{state(FAILED)} AND attribute_exists({e.n('fail_pk')})"
             sets.append(f"{d}.{e.n('r0')} = {e.v(seen)}")
         elif takeover:
             condition = f"({state(SENDING)} AND {d}.{e.n('lease')} < {e.v(now_epoch)}) OR ({state(WAITING)})"
