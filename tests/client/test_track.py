@@ -249,3 +249,28 @@ def test_the_heartbeat_thread_stops_even_while_retrying(fake_jobs):
         gate.set()
     assert not t.heartbeat_thread.is_alive()
     assert fake_jobs.jobs[t.job_id]["status"] == "completed"
+
+
+def test_a_hung_heartbeat_does_not_hold_back_the_next_ones(fake_jobs):
+    """A heartbeat whose answer never comes is cut at half the interval and tried again, so
+    a hung request (with a client timeout far longer than the job's heartbeat timeout) never
+    lets the sweep fail a live worker."""
+    release = threading.Event()
+    held = []
+
+    def hang(request=None) -> Reply:
+        held.append(time.monotonic())
+        release.wait(120)
+        return Reply(503, {"detail": "late"})
+
+    fake_jobs.fault(is_heartbeat, hang)
+    client = Client(fake_jobs.url, KEY, timeout=600, backoff_base=0.01, backoff_max=0.02)
+    try:
+        with client.track(heartbeat_timeout_seconds=30, heartbeat_interval=2) as t:
+            # the second heartbeat arrives while the first is still held by the server
+            assert wait_for(lambda: len(heartbeats(fake_jobs, t.job_id)) >= 2, timeout=60)
+            assert not release.is_set() and len(held) == 1
+            assert t.heartbeat_failures >= 1
+    finally:
+        release.set()
+    assert fake_jobs.jobs[t.job_id]["status"] == "completed"

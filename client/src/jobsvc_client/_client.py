@@ -211,6 +211,8 @@ class Client:
         retry: str = ALWAYS,
         stop: Optional[threading.Event] = None,
         retry_conflict: bool = False,
+        timeout: Optional[float] = None,
+        retries: Optional[int] = None,
     ) -> "tuple[requests.Response, bool]":
         """One call with its retries: ``(the last answer, whether an earlier attempt may have
         been acted on)``. Raises :class:`ApiConnectionError` when no answer came.
@@ -219,7 +221,8 @@ class Client:
         ``current_status``) once an earlier attempt may have reached the server: for a create,
         that is this call's own earlier attempt still holding its ``Idempotency-Key``; the
         retry gets the replay."""
-        kwargs: Dict[str, Any] = {"timeout": self.timeout}
+        kwargs: Dict[str, Any] = {"timeout": self.timeout if timeout is None else timeout}
+        max_retries = self.max_retries if retries is None else retries
         if params:
             kwargs["params"] = _query(params)
         if json is not NOT_GIVEN:
@@ -236,7 +239,7 @@ class Client:
                 unsent = _not_sent(exc)
                 if not unsent:
                     ambiguous = True
-                if attempt >= self.max_retries or not (retry == ALWAYS or unsent):
+                if attempt >= max_retries or not (retry == ALWAYS or unsent):
                     raise ApiConnectionError(f"{method} {url}: {exc}") from exc
                 last_error: BaseException = exc
             else:
@@ -244,7 +247,7 @@ class Client:
                 retryable = status == 429 or (status >= 500 and retry == ALWAYS)
                 if status == 409 and retry_conflict and ambiguous:
                     retryable = ApiError.from_response(response).current_status is None
-                if not retryable or attempt >= self.max_retries:
+                if not retryable or attempt >= max_retries:
                     return response, ambiguous
                 if status >= 500:
                     ambiguous = True
@@ -272,8 +275,11 @@ class Client:
         headers: Optional[Mapping[str, Optional[str]]] = None,
         retry: str = ALWAYS,
         stop: Optional[threading.Event] = None,
+        timeout: Optional[float] = None,
+        retries: Optional[int] = None,
     ) -> Any:
-        response, _ = self._send(method, self._url(path), params=params, json=json, headers=headers, retry=retry, stop=stop)
+        response, _ = self._send(method, self._url(path), params=params, json=json, headers=headers, retry=retry,
+                                 stop=stop, timeout=timeout, retries=retries)
         return self._result(response)
 
     def _obj(self, method: str, path: str, **kwargs: Any) -> Json:

@@ -279,7 +279,10 @@ class Tracker:
                 next_at = due
                 continue
             try:
-                job = self._client._call("PATCH", path, json={}, stop=self._stop)
+                # one try, cut at half the interval: a hung request must not outlast the
+                # heartbeat timeout (the loop tries again soon, as often as it takes)
+                job = self._client._call("PATCH", path, json={}, stop=self._stop,
+                                         timeout=min(self._client.timeout, max(1.0, interval / 2)), retries=0)
             except ApiError as error:
                 if self._ended_from(error) is not None:
                     logger.info("job %s: %s; heartbeats stop", self.job_id, self._ended)
