@@ -118,6 +118,35 @@ def test_the_largest_partition_takes_at_most_an_eighth_of_an_organizations_write
     assert len(table) == 8 and max(table.values()) <= 1.25 * min(table.values())
 
 
+def test_a_batch_only_organization_spreads_its_batch_index_writes(stream):
+    """An organization that only runs provider batches: each batch enters the batches index
+    when created and moves in it when it ends; no key of that index takes more than an
+    eighth of the organization's writes, and its shards share evenly."""
+    from jobsvc import batches
+    from jobsvc.schemas import BatchCreate
+    from jobsvc.storage import jobs as store
+
+    made = [batches.create_batch(A, BatchCreate(provider="simulated", requests=[{"custom_id": "a", "params": {}}]))[0]
+            for _ in range(40)]
+    for batch in made:
+        jobs.update_running_batch(A.organization_id, batch["id"], store.Write(sets={"stop_reason": None}), target="completed")
+    writes = costs(stream.new())
+    per_key: Counter = Counter()
+    for w in writes:
+        if w.partition.startswith("ORG#org-cost#"):
+            per_key[("table", w.partition)] += w.table_units
+        for index, entries in w.index_writes.items():
+            for partition, units in entries:
+                per_key[(index, partition)] += units
+    total = sum(per_key.values())
+    in_batches = {k: v for (w, k), v in per_key.items() if w == "batches"}
+    assert len(in_batches) == 4, in_batches  # two shards, running and ended
+    assert max(in_batches.values()) / total <= 1 / 8, (in_batches, total)
+    for state in ("RUN", "END"):  # (a RUN key takes the entry's put and its delete at the end)
+        shares = [v for k, v in in_batches.items() if k.endswith(state)]
+        assert max(shares) <= 1.5 * min(shares), in_batches
+
+
 def call(api_fn, context, method: str, path: str, query: dict | None = None, body: dict | None = None):
     from tests.helpers import event
 

@@ -115,7 +115,7 @@ def create_batch(actor: Actor, body: BatchCreate) -> tuple[dict[str, Any], bool]
         provider_state=remote.state_data, request_counts=remote.counts, cancel_requested=False,
     )
     record["last_polled_at"] = record["created_at"]
-    record["bat_pk"] = layout.batches_pk(actor.organization_id, running=True)
+    record["bat_pk"] = layout.batches_pk(actor.organization_id, record["id"], running=True)
     record["poll_pk"], record["polled_at"] = layout.poll_pk(record["id"]), 0
     if store.put_batch_job(record) is None:
         return to_batch(record), True

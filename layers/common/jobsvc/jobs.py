@@ -522,7 +522,7 @@ def update_running_batch(
         raise ValueError(f"a batch cannot move from running to {target}")
     write.conditions.append(("job_type", "=", BATCH))
     if target is not None and states.is_terminal(target):
-        write.sets["bat_pk"] = layout.batches_pk(org, running=False)
+        write.sets["bat_pk"] = layout.batches_pk(org, job_id, running=False)
     return _transition(org, job_id, target, POLLER_ACTOR, write, frozenset({states.RUNNING}), stop_reason)
 
 

@@ -207,7 +207,7 @@ def list_jobs(q: ListQuery) -> Page:
     if q.job_type == "batch":
         running = wanted & {"running"}
         ended = wanted & TERMINAL
-        pks = ([layout.batches_pk(q.org, True)] if running else []) + ([layout.batches_pk(q.org, False)] if ended else [])
+        pks = (layout.batches_pks(q.org, True) if running else []) + (layout.batches_pks(q.org, False) if ended else [])
         if not pks:
             return Page([], None)
         return _index_page(q, "batches", pks, with_webhook=bool(ended))

@@ -20,7 +20,7 @@ that keeps an item's index keys writes no index; a page reads the items by key):
   active    act_pk = ORG#<org>#A<s mod 4>          id        jobs while created/pending/running
   due       due_pk = DUE#<0..31>                   due_at    when the sweep must look at a job again
   source    src_pk = ORG#<org>#S<s mod 4>#<source>  id        jobs with a string metadata.source_id
-  batches   bat_pk = ORG#<org>#BATCH#RUN|END         id        batch jobs, running or ended
+  batches   bat_pk = ORG#<org>#B<s mod 2>#RUN|END   id        batch jobs, running or ended
   polling   poll_pk = POLL#<0..7>                  polled_at running batches, least recently polled first
   failed    fail_pk = ORG#<org>#F<0..3>            fail_at   webhook state of deliveries that ended failed
 
@@ -40,6 +40,8 @@ INDEX_SHARDS = 4
 DUE_SHARDS = 32
 POLL_SHARDS = 8
 FAILED_SHARDS = 4
+#: per state (running, ended): a page of both reads 4 partitions, like the other indexes
+BATCH_SHARDS = 2
 WEBHOOK_SUFFIX = "#WH"
 
 #: index name -> (partition key attribute, sort key attribute, sort key type)
@@ -117,8 +119,12 @@ def due_pks() -> list[str]:
     return [f"DUE#{n}" for n in range(DUE_SHARDS)]
 
 
-def batches_pk(org: str, running: bool) -> str:
-    return f"ORG#{org}#BATCH#{'RUN' if running else 'END'}"
+def batches_pk(org: str, job_id: str, running: bool) -> str:
+    return f"ORG#{org}#B{job_shard(job_id) % BATCH_SHARDS}#{'RUN' if running else 'END'}"
+
+
+def batches_pks(org: str, running: bool) -> list[str]:
+    return [f"ORG#{org}#B{n}#{'RUN' if running else 'END'}" for n in range(BATCH_SHARDS)]
 
 
 def poll_pk(job_id: str) -> str:
