@@ -12,7 +12,7 @@ PY     := $(VENV)/bin/python
 REQS   := requirements-dev.txt layers/common/requirements.txt
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test lint unit bench key clean
+.PHONY: run test soak lint unit bench key clean
 
 $(STAMP): $(REQS)
 	$(PYTHON) -m venv $(VENV)
@@ -27,6 +27,10 @@ run: $(STAMP)
 test: $(STAMP)
 	$(VENV)/bin/cfn-lint template.yaml
 	$(PY) -m pytest -n 2 --dist loadgroup
+
+# the fault soak and the schemathesis fuzz of the OpenAPI document (minutes each; CI runs them too)
+soak: $(STAMP)
+	$(PY) -m pytest -m soak -rP tests/e2e/test_soak_faults.py tests/e2e/test_openapi_fuzz.py
 
 unit: $(STAMP)
 	$(PY) -m pytest tests/unit

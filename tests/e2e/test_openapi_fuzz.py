@@ -49,6 +49,9 @@ from tests.e2e.own_stack import free_port, own_stack
 from tests.receiver import Receiver
 from tests.waiting import wait_until
 
+#: run by `make soak` (and CI), not by `make test`: thousands of generated requests
+pytestmark = pytest.mark.soak
+
 KEY = KEYS["a"][0]
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
 #: Hypothesis examples per operation in the fuzzing phase (the examples and coverage phases add theirs)
