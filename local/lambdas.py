@@ -49,12 +49,12 @@ SYNC_PAYLOAD_BYTES = 6 * 1024 * 1024
 class LambdaContext:
     """The attributes of the Lambda context object that handlers and Powertools read."""
 
-    def __init__(self, name: str, memory: int, timeout: int) -> None:
+    def __init__(self, name: str, memory: int, timeout: int, request_id: str | None = None) -> None:
         self.function_name = name
         self.function_version = "$LATEST"
         self.invoked_function_arn = function_arn(name)
         self.memory_limit_in_mb = memory
-        self.aws_request_id = str(uuid.uuid4())
+        self.aws_request_id = request_id or str(uuid.uuid4())
         self.log_group_name = f"/aws/lambda/{name}"
         self.log_stream_name = "local"
         self._deadline = time.monotonic() + timeout
@@ -122,18 +122,18 @@ def _instance(conn: Connection, spec: dict, paths: list[str]) -> None:
             return
         if message is None:
             return
-        payload, kill_after = message
+        payload, kill_after, request_id = message
         if kill_after is not None:  # LOCAL_FAULTS kill: die in the middle of this invocation
             threading.Timer(kill_after, _die).start()
-        reply = _run(handler, json.loads(payload), spec)
+        reply = _run(handler, json.loads(payload), spec, request_id)
         if kill_after is not None:
             _die()  # a killed invocation never answers, even when the handler finished first
         conn.send(reply)
 
 
-def _run(handler: Any, event: Any, spec: dict) -> tuple[str, Any]:
+def _run(handler: Any, event: Any, spec: dict, request_id: str | None = None) -> tuple[str, Any]:
     try:
-        result = handler(event, LambdaContext(spec["name"], spec["memory"], spec["timeout"]))
+        result = handler(event, LambdaContext(spec["name"], spec["memory"], spec["timeout"], request_id))
     except BaseException as exc:  # noqa: BLE001 - report it to the invoker, as Lambda would
         return "error", {"errorType": type(exc).__name__, "errorMessage": str(exc), "trace": traceback.format_exc()}
     try:
@@ -219,8 +219,10 @@ class LocalFunction:
         """Start one instance now, so that the first event does not pay the import."""
         self._release(self._acquire())
 
-    def invoke(self, event: Any) -> Any:
-        """Invoke synchronously: the function's answer, or raises ``InvocationError``."""
+    def invoke(self, event: Any, request_id: str | None = None) -> Any:
+        """Invoke synchronously: the function's answer, or raises ``InvocationError``.
+        ``request_id``: the context's ``aws_request_id`` (Lambda keeps it across the retries
+        of an asynchronous invocation); a new one when None."""
         payload = to_json(event)
         size = payload_size(payload)
         if size > SYNC_PAYLOAD_BYTES:
@@ -233,7 +235,7 @@ class LocalFunction:
         with self._cond:
             self.invocations += 1
         try:
-            instance[1].send((payload, kill_after))
+            instance[1].send((payload, kill_after, request_id))
             if not instance[1].poll(self.timeout):
                 self._release(instance, broken=True)  # Lambda stops the instance at its timeout
                 raise FunctionError(self.name, "Sandbox.Timedout", f"Task timed out after {self.timeout:.2f} seconds")

@@ -360,7 +360,9 @@ class SchedulePump(Pump):
         tries twice more, one minute then two minutes later ("Lambda attempts to run it two more
         times, with a one-minute wait between the first two attempts, and two minutes between the
         second and third": https://docs.aws.amazon.com/lambda/latest/dg/invocation-async.html).
-        Locally a minute is one schedule period (the template's rate is one minute)."""
+        Locally a minute is one schedule period (the template's rate is one minute). The retries
+        keep the first attempt's request id, as Lambda's do."""
+        request_id = str(uuid.uuid4())
         event = {
             "version": "0", "id": str(uuid.uuid4()), "detail-type": "Scheduled Event", "source": "aws.events",
             "account": ACCOUNT, "time": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
@@ -370,7 +372,7 @@ class SchedulePump(Pump):
             if wait and self.stopping.wait(wait):
                 return
             try:
-                self.function.invoke(event)
+                self.function.invoke(event, request_id=request_id)
                 return
             except Exception:
                 if self.stopping.is_set():

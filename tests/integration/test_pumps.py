@@ -199,6 +199,12 @@ def test_a_failed_scheduled_run_is_retried_twice(emulator, log, run, monkeypatch
     time.sleep(1.5)  # a retry still pending would have shown by now (the longest wait is 0.6 s)
     for tries in scheduled_attempts(log).values():
         assert tries == attempts[:len(tries)], tries
+    # the retries of one event keep its request id (as Lambda's do); each event has its own
+    request_ids: dict[str, set] = {}
+    for entry in read_log(log):
+        request_ids.setdefault(entry["id"], set()).add(entry["request_id"])
+    assert all(len(ids) == 1 for ids in request_ids.values()), request_ids
+    assert len({next(iter(ids)) for ids in request_ids.values()}) == len(request_ids)
 
 
 def test_an_sqs_batch_whose_instance_is_killed_comes_back_after_its_visibility_timeout(emulator, log, run):

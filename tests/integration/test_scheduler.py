@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from datetime import timedelta
 
 import pytest
@@ -108,6 +109,19 @@ def test_overlapping_runs_poll_each_batch_once(table, monkeypatch):
         assert batch_store.simulated_batch(batch["provider_batch_id"])["polls"] == 1
     # the lease was released: the next run goes ahead
     assert scheduler.run(lambda: 60_000, "run-3").ran is True
+
+
+def test_a_crashed_runs_retry_takes_its_lease_over_at_once(table):
+    """A run that dies holding the lease blocks other runs until the lease runs out; Lambda
+    retries the crashed (asynchronous) invocation with the same request id, and that retry
+    takes the lease over at once."""
+    from jobsvc.storage import access
+
+    started = int(time.time())
+    assert access.take_lease(scheduler.LEASE, "crashed-run", started, started + 330) is None  # then it dies
+    assert scheduler.run(lambda: 60_000, "next-scheduled-run").ran is False
+    assert scheduler.run(lambda: 60_000, "crashed-run").ran is True  # its retry
+    assert scheduler.run(lambda: 60_000, "next-scheduled-run").ran is True  # released at the retry's end
 
 
 def test_a_run_near_its_timeout_leaves_work_for_the_next(table):

@@ -89,7 +89,7 @@ def scheduled(event: dict, context: Any) -> None:
     """Records the scheduled event's id; fails unless FIXTURE_SUCCEED_ON (the attempt number that
     succeeds) says otherwise."""
     attempt = 1 + sum(1 for entry in _invocations() if entry.get("id") == event["id"])
-    _log({"id": event["id"], "attempt": attempt})
+    _log({"id": event["id"], "attempt": attempt, "request_id": context.aws_request_id})
     succeed_on = int(os.environ.get("FIXTURE_SUCCEED_ON", "0"))
     if attempt != succeed_on:
         raise RuntimeError(f"attempt {attempt} fails")

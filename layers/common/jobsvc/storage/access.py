@@ -27,12 +27,14 @@ def delete_api_key(key_hash: str) -> bool:
 
 
 def take_lease(name: str, holder: str, now_epoch: int, until: int) -> dict[str, Any] | None:
-    """Take the named lease if it is free or expired; None on success, else the holder's lease."""
+    """Take the named lease if it is free, expired, or already this holder's (an asynchronous
+    invocation retried after a crash keeps its request id, so a crashed run's retry takes its
+    lease over at once); None on success, else the holder's lease."""
     e = Expr()
     try:
         call(
             "PutItem", TableName=table(), Item=to_item({**layout.lease_key(name), "holder": holder, "until": until}),
-            ConditionExpression=f"attribute_not_exists(pk) OR {e.n('until')} < {e.v(now_epoch)}",
+            ConditionExpression=f"attribute_not_exists(pk) OR {e.n('until')} < {e.v(now_epoch)} OR {e.n('holder')} = {e.v(holder)}",
             ReturnValuesOnConditionCheckFailure="ALL_OLD", **e.kwargs(),
         )
     except Refused as refused:
