@@ -158,6 +158,11 @@ def stack() -> Iterator[dict]:
             proc.wait(timeout=10)
         except subprocess.TimeoutExpired:
             proc.kill()
+        # what the stack printed (the gateway's 5xx reasons, functions' errors), for a failed run
+        artifacts = ROOT / "tests" / "artifacts"
+        artifacts.mkdir(exist_ok=True)
+        worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
+        (artifacts / f"e2e-stack-{worker}.log").write_text("".join(lines))
 
 
 @pytest.fixture(scope="session")
