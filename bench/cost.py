@@ -108,7 +108,7 @@ def instrument() -> None:
 
     pumps.SchedulePump._fire = maybe_fire  # type: ignore[method-assign]
 
-    inner = emulator._OneAtATime.__call__
+    inner = emulator._Serving.__call__
 
     def logged(self: Any, environ: dict, start_response: Callable) -> list[bytes]:
         length = int(environ.get("CONTENT_LENGTH") or 0)
@@ -137,14 +137,14 @@ def instrument() -> None:
                     METER._last = time.monotonic()  # type: ignore[attr-defined]
         return out
 
-    emulator._OneAtATime.__call__ = logged  # type: ignore[method-assign]
+    emulator._Serving.__call__ = logged  # type: ignore[method-assign]
 
     invoke = lambdas.LocalFunction.invoke
 
-    def timed(self: Any, event: dict) -> Any:
+    def timed(self: Any, event: dict, request_id: str | None = None) -> Any:
         started = time.monotonic()
         try:
-            return invoke(self, event)
+            return invoke(self, event, request_id)
         finally:
             with METER.lock:
                 METER.invocations[self.spec.logical_id] += 1

@@ -162,7 +162,7 @@ def instrument() -> None:
 
     invoke = lambdas.LocalFunction.invoke
 
-    def timed(self: Any, event: Any) -> Any:
+    def timed(self: Any, event: Any, request_id: str | None = None) -> Any:
         name = self.spec.logical_id
         records = event.get("Records") or [] if isinstance(event, dict) else []
         source = records[0].get("eventSource", "?").split(":")[-1] if records else "direct"
@@ -171,7 +171,7 @@ def instrument() -> None:
             PROBE.running[name] += 1
             PROBE.peak_running[name] = max(PROBE.peak_running[name], PROBE.running[name])
         try:
-            return invoke(self, event)
+            return invoke(self, event, request_id)
         finally:
             with PROBE.lock:
                 PROBE.running[name] -= 1
