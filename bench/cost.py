@@ -58,6 +58,16 @@ PRICES = {
 }
 STEP_FUNCTIONS_STANDARD_TRANSITION = 25.0 / 1e6  # https://aws.amazon.com/step-functions/pricing/
 
+#: The AWS estimate of Lambda duration (the local wall time is this 2-core machine running the
+#: emulator, the gateway, every function and the bench at once, far slower than Lambda):
+#: an invocation's CPU time, measured in its instance, stretched by the share of a vCPU its
+#: memory buys (Lambda gives a whole vCPU at 1,769 MB, proportionally less below), plus a wait
+#: per DynamoDB or SQS request the functions made (single-digit milliseconds in a region) and
+#: per webhook POST (a receiver answering in 100 ms, attempts counted one after the other).
+FULL_VCPU_MB = 1769
+AWS_REQUEST_SECONDS = 0.008
+WEBHOOK_POST_SECONDS = 0.100
+
 
 # ---- the emulator's log ------------------------------------------------------------------
 
@@ -193,6 +203,11 @@ class Usage:
     api_requests: int = 0
     invocations: dict = field(default_factory=dict)
     gb_seconds: dict = field(default_factory=dict)
+    #: CPU seconds the instances spent in handlers, by function
+    cpu: dict = field(default_factory=dict)
+    #: the AWS estimate of GB-seconds (see FULL_VCPU_MB)
+    aws_gb_seconds: float = 0.0
+    webhook_posts: int = 0
     wru_table: float = 0
     wru_index: dict = field(default_factory=dict)
     rru: float = 0
@@ -296,17 +311,27 @@ def wait_quiet(seconds: float = 1.5, cap: float = 120) -> None:
 
 
 def measure(stack: Any, stream: StreamReader, memory: dict, indexes: list, work: Callable[[], None],
-            settle: Callable[[], None] = wait_quiet) -> Usage:
+            settle: Callable[[], None] = wait_quiet, webhook_posts: int = 0) -> Usage:
     wait_quiet()
     stream.read()
     METER.reset()
+    cpu_before = {name: f.cpu_seconds for name, f in stack.functions.items()}
     work()
     settle()
     records = stream.read()
     with METER.lock:
         calls = list(METER.calls)
         invocations, seconds, api = Counter(METER.invocations), Counter(METER.seconds), METER.api_requests
-    return usage(records, calls, invocations, seconds, api, memory, indexes)
+    u = usage(records, calls, invocations, seconds, api, memory, indexes)
+    u.cpu = {name: f.cpu_seconds - cpu_before[name] for name, f in stack.functions.items() if f.cpu_seconds > cpu_before[name]}
+    u.webhook_posts = webhook_posts
+    waits = sum(1 for c in calls if not c.stack and c.service in ("dynamodb", "sqs")) * AWS_REQUEST_SECONDS
+    u.aws_gb_seconds = (
+        sum(cpu * max(1.0, FULL_VCPU_MB / memory[name]) * memory[name] / 1024 for name, cpu in u.cpu.items())
+        + waits * memory["ApiFunction"] / 1024
+        + webhook_posts * WEBHOOK_POST_SECONDS * memory["CallbacksFunction"] / 1024
+    )
+    return u
 
 
 def parallel(fn: Callable[[int], Any], n: int, workers: int = 8) -> list[Any]:
@@ -346,6 +371,7 @@ def lifecycle_table(stack: Any, session: Any, receiver: Any, memory: dict, index
     steps["-> completed + webhook"] = measure(
         stack, stream, memory, indexes,
         patch(lambda i: {"status": "completed", "ttft_ns": 120_000_000, "total_duration_ns": 900_000_000}), delivered,
+        webhook_posts=N,
     )
     assert all(len(receiver.to(f"/cost-{i}")) == 1 for i in range(N)), "every webhook delivered once"
     return steps
@@ -503,6 +529,21 @@ def report(steps: dict[str, Usage], batch: Usage, operations: list, of_org: dict
     print("\nby service, $ per 1M lifecycles:")
     for service, dollars in per_service.items():
         print(f"  {service:18} {dollars * scale:7.2f}")
+    # the same with the AWS estimate of Lambda duration in place of this machine's wall time
+    aws_duration = sum(u.aws_gb_seconds for u in steps.values()) * PRICES["lambda_gb_second"] * scale
+    local_duration = per_service["Lambda duration"] * scale
+    print(f"\nin AWS (estimate): Lambda duration ${aws_duration:.2f} instead of ${local_duration:.2f} "
+          f"({sum(u.aws_gb_seconds for u in steps.values()) / N:.4f} GB-s a lifecycle: CPU time measured in the "
+          f"instances x {FULL_VCPU_MB} MB / memory, + {1000 * AWS_REQUEST_SECONDS:.0f} ms a DynamoDB/SQS request, "
+          f"+ {1000 * WEBHOOK_POST_SECONDS:.0f} ms a webhook POST)")
+    print(f"  total in AWS (estimate): ${totals['cost'] - local_duration + aws_duration:.2f} per 1M lifecycles")
+    cpu: Counter = Counter()
+    calls: Counter = Counter()
+    for u in steps.values():
+        cpu.update(u.cpu)
+        calls.update(u.invocations)
+    print("  CPU per invocation: " + ", ".join(
+        f"{name.removesuffix('Function')} {1000 * cpu[name] / calls[name]:.1f} ms" for name in sorted(cpu) if calls.get(name)))
     wru_job = sum(u.wru_by_item["job"] for u in steps.values()) / N
     floor = (6 * PRICES["api_gateway_request"] + 6 * PRICES["lambda_request"] + wru_job * PRICES["dynamodb_wru"]) * 1e6
     print(f"\nfloor (6 API requests, 6 API invocations, one job write per step = {wru_job:.1f} WRU): ${floor:.2f} per 1M")

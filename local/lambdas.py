@@ -125,10 +125,11 @@ def _instance(conn: Connection, spec: dict, paths: list[str]) -> None:
         payload, kill_after, request_id = message
         if kill_after is not None:  # LOCAL_FAULTS kill: die in the middle of this invocation
             threading.Timer(kill_after, _die).start()
+        started = time.process_time()
         reply = _run(handler, json.loads(payload), spec, request_id)
         if kill_after is not None:
             _die()  # a killed invocation never answers, even when the handler finished first
-        conn.send(reply)
+        conn.send((*reply, time.process_time() - started))
 
 
 def _run(handler: Any, event: Any, spec: dict, request_id: str | None = None) -> tuple[str, Any]:
@@ -166,6 +167,9 @@ class LocalFunction:
         self._context = multiprocessing.get_context("spawn")
         #: how many invocations reached an instance (tests, verbose logs)
         self.invocations = 0
+        #: CPU seconds the instances spent in the handler (every thread of the instance), summed
+        #: over the invocations that answered: what bench/cost.py prices an invocation from
+        self.cpu_seconds = 0.0
 
     @property
     def name(self) -> str:
@@ -239,11 +243,13 @@ class LocalFunction:
             if not instance[1].poll(self.timeout):
                 self._release(instance, broken=True)  # Lambda stops the instance at its timeout
                 raise FunctionError(self.name, "Sandbox.Timedout", f"Task timed out after {self.timeout:.2f} seconds")
-            status, answer = instance[1].recv()
+            status, answer, cpu = instance[1].recv()
         except (EOFError, OSError):  # the instance died (crash, kill): discard it
             self._release(instance, broken=True)
             raise FunctionError(self.name, "Runtime.ExitError", "Runtime exited with error: signal: killed") from None
         self._release(instance)
+        with self._cond:
+            self.cpu_seconds += cpu
         if status == "error":
             raise FunctionError(self.name, answer["errorType"], answer["errorMessage"], answer.get("trace", ""))
         return json.loads(answer)
