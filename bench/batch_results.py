@@ -14,7 +14,7 @@
   from its start, the 30 s reserve of the settings (SCHEDULER_RESERVE_SECONDS) and the
   default POLL_CONCURRENCY (16). A child still running at the budget is killed, as Lambda
   would. Each run prints: results stored, seconds, the child's peak RSS
-  (``ru_maxrss``) beside its RSS after the imports, its DynamoDB time by operation,
+  (``VmHWM``) beside its RSS after the imports, its DynamoDB time by operation,
   and the emulator's and fake provider's CPU seconds during the run.
 - At the end: runs needed, and every item read back through ``GET /v1/batches/{id}/items``
   (following ``Link``): none missing, none duplicated, every result the text it was given.
@@ -58,10 +58,10 @@ GOAL_MB = 256
 def child(run_id: str) -> None:
     """One scheduler run; prints one JSON line with what it did and its memory."""
 
-    def rss_kb() -> int:
+    def rss_kb(field: str = "VmRSS") -> int:
         with open("/proc/self/status") as status:
             for line in status:
-                if line.startswith("VmRSS:"):
+                if line.startswith(field + ":"):
                     return int(line.split()[1])
         return 0
 
@@ -109,7 +109,9 @@ def child(run_id: str) -> None:
         "run_id": run_id, "seconds": took, "ran": report.ran, "polled": report.polled, "resuming": report.resuming,
         "ended": report.ended, "poll_errors": report.poll_errors, "left": report.left_for_next_run,
         "still_running": report.still_running, "imported_kb": imported_kb,
-        "peak_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, "db_seconds": db_seconds, "db_counts": db_counts,
+        # this process's own high-water mark (ru_maxrss is not: Linux carries the parent's
+        # over fork and exec, so a child of a large parent reports the parent's peak)
+        "peak_kb": rss_kb("VmHWM"), "db_seconds": db_seconds, "db_counts": db_counts,
         "cpu": resource.getrusage(resource.RUSAGE_SELF).ru_utime + resource.getrusage(resource.RUSAGE_SELF).ru_stime,
         "poll_concurrency": settings().poll_concurrency, "reserve_seconds": settings().scheduler_reserve_seconds,
     }
