@@ -28,7 +28,7 @@ test: $(STAMP)
 	$(VENV)/bin/cfn-lint template.yaml
 	$(PY) -m pytest -n 2 --dist loadgroup
 
-# the fault soak and the schemathesis fuzz of the OpenAPI document (minutes each; CI runs them too)
+# the fault soak and the schemathesis fuzz of the OpenAPI document (minutes each; not in make test)
 soak: $(STAMP)
 	$(PY) -m pytest -m soak -rP tests/e2e/test_soak_faults.py tests/e2e/test_openapi_fuzz.py
 

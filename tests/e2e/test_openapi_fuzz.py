@@ -49,7 +49,7 @@ from tests.e2e.own_stack import free_port, own_stack
 from tests.receiver import Receiver
 from tests.waiting import wait_until
 
-#: run by `make soak` (and CI), not by `make test`: thousands of generated requests
+#: run by `make soak`, not by `make test`: thousands of generated requests
 pytestmark = pytest.mark.soak
 
 KEY = KEYS["a"][0]

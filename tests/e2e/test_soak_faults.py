@@ -55,7 +55,7 @@ from tests.e2e.own_stack import ROOT, own_stack
 from tests.receiver import Receiver
 from tests.waiting import wait_until
 
-#: run by `make soak` (and CI), not by `make test`: minutes of faults on a stack of its own
+#: run by `make soak`, not by `make test`: minutes of faults on a stack of its own
 pytestmark = pytest.mark.soak
 
 SEED = 20261128
