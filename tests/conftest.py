@@ -21,6 +21,10 @@ for name in ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_DYNAMODB", "AWS_PROFILE"):
     os.environ.pop(name, None)
 
 
+import pytest  # noqa: E402
+
+
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist's own hook reads the groups (else it never sees them)
 def pytest_collection_modifyitems(config, items):
     """With pytest-xdist (``make test`` runs two workers), every end-to-end test goes to one
     worker, so that one local stack serves them all, while the other worker runs the rest (the
