@@ -838,17 +838,23 @@ def settled_webhooks(soak: Soak, receiver: Receiver, queues: Queues, expected: l
         return done, len(receiver.requests), queues.depth(queues.queue), queues.depth(queues.dlq)
 
     # done: the retry queue empty and nothing in flight, every webhook delivered or (by count) in
-    # the dead-letter queue, and all of that unchanged for QUIET seconds
+    # the dead-letter queue, and all of that unchanged for QUIET seconds. Also done when the
+    # queues are empty and nothing has changed for a retry queue's visibility timeout
+    # (WEBHOOK_STALL): then nothing more can come, and the checks that follow name each
+    # webhook that was neither delivered nor dead-lettered (rather than a stalled wait).
     last: dict[str, Any] = {"value": None, "since": 0.0}
 
     def done(s: tuple) -> bool:
-        if not (s[2] == (0, 0, 0) and s[0] + s[3][0] + s[3][1] >= len(expected)):
+        if s[2] != (0, 0, 0):
             last["value"] = None
             return False
         if s != last["value"]:
             last.update(value=s, since=time.monotonic())
             return False
-        return time.monotonic() - last["since"] >= QUIET
+        quiet_for = time.monotonic() - last["since"]
+        if s[0] + s[3][0] + s[3][1] >= len(expected):
+            return quiet_for >= QUIET
+        return quiet_for >= WEBHOOK_STALL - 30
 
     wait(state, stall=WEBHOOK_STALL, what=what, done=done)
     letters: dict[str, list[dict]] = defaultdict(list)
