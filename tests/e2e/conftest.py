@@ -4,8 +4,6 @@ from __future__ import annotations
 import http.client
 import json
 import os
-import socket
-import subprocess
 import sys
 import threading
 import time
@@ -18,6 +16,7 @@ import requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # test modules may import e2e_support as before
 from tests.contract import JobVerbs, unique  # noqa: E402
+from tests.e2e.own_stack import own_stack  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 KEYS = {
@@ -26,12 +25,6 @@ KEYS = {
     # a second user of organization alpha (jobs belong to the organization, not the user)
     "c": ("jsk_test_alpha_colleague_0123456789", "org-alpha", "user-c"),
 }
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class Api(JobVerbs):
@@ -113,56 +106,24 @@ class Answer(tuple):
 @pytest.fixture(scope="session")
 def stack() -> Iterator[dict]:
     """``python -m local`` (what ``make run`` runs) on a free port, until the session ends."""
-    port = _free_port()
-    env = {
-        **os.environ,
-        "PORT": str(port),
-        "LOCAL_API_KEYS": ",".join(":".join(v) for v in KEYS.values()),
-        "PYTHONUNBUFFERED": "1",
-        "JOBS_SCHEDULE_SECONDS": "1",
+    with own_stack(
+        KEYS,
+        JOBS_SCHEDULE_SECONDS="1",
         # index queries and default reads lag writes a little, as in DynamoDB (README: LOCAL_INDEX_LAG_MS)
-        "LOCAL_INDEX_LAG_MS": "100",
+        LOCAL_INDEX_LAG_MS="100",
         # the functions' timeouts, scaled for a CI machine whose two cores run the stack, the tests
         # and their receivers at once (a 5 s authorizer timing out there is the machine, not the
         # code); tests of the timeouts themselves run stacks of their own at scale 1
-        "LOCAL_TIMEOUT_SCALE": "3",
-    }
-    env.pop("AWS_ENDPOINT_URL", None)
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "local"], cwd=ROOT, env=env,
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-    )
-    base = f"http://127.0.0.1:{port}"
-    lines: list[str] = []
-    deadline = time.monotonic() + 300  # a start on a loaded machine takes long; a silent stack blocks readline anyway
-    emulator = None
-    while time.monotonic() < deadline:
-        line = proc.stdout.readline()  # type: ignore[union-attr]
-        if not line:
-            break
-        lines.append(line)
-        if line.startswith("emulator:"):
-            emulator = line.split()[1]
-        if line.startswith("ready:"):
-            break
-    if proc.poll() is not None or requests.get(base + "/v1/health", timeout=10).status_code != 200:
-        proc.kill()
-        raise RuntimeError("the local stack did not start:\n" + "".join(lines))
-    # keep draining the stack's output so that it never blocks on a full pipe
-    threading.Thread(target=lambda: lines.extend(iter(proc.stdout.readline, "")), daemon=True).start()  # type: ignore[union-attr]
-    try:
-        yield {"base": base, "emulator": emulator, "proc": proc, "output": lines}
-    finally:
-        proc.terminate()
+        LOCAL_TIMEOUT_SCALE="3",
+    ) as started:
         try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        # what the stack printed (the gateway's 5xx reasons, functions' errors), for a failed run
-        artifacts = ROOT / "tests" / "artifacts"
-        artifacts.mkdir(exist_ok=True)
-        worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
-        (artifacts / f"e2e-stack-{worker}.log").write_text("".join(lines))
+            yield started
+        finally:
+            # what the stack printed (the gateway's 5xx reasons, functions' errors), for a failed run
+            artifacts = ROOT / "tests" / "artifacts"
+            artifacts.mkdir(exist_ok=True)
+            worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
+            (artifacts / f"e2e-stack-{worker}.log").write_text("".join(started["output"]))
 
 
 @pytest.fixture(scope="session")

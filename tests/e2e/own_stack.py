@@ -1,7 +1,7 @@
-"""A local stack of a test module's own (``python -m local`` in a subprocess), for the suites that
-must not share the session's stack: the fault soak (its stack injects faults) and the OpenAPI fuzz
-(it bulk-cancels and rotates secrets at random). Same start as ``tests/e2e/conftest.py``'s fixture,
-with extra environment."""
+"""``python -m local`` in a subprocess, started the way the README starts it: the session's shared
+stack (``tests/e2e/conftest.py``) and the stacks of the suites that must not share it: the fault
+soak (its stack injects faults) and the OpenAPI fuzz (it bulk-cancels and rotates secrets at
+random)."""
 from __future__ import annotations
 
 import os
