@@ -272,19 +272,10 @@ class Bench:
         return len(items), missing, duplicated, wrong, self.pages
 
 
-def quiet_functions() -> None:
-    """The local stack's function instances inherit file descriptor 1: send their metric and
-    log lines to /dev/null, and this report to the real standard output."""
-    sys.stdout.flush()
-    report = os.fdopen(os.dup(1), "w", buffering=1)
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    os.dup2(devnull, 1)
-    os.close(devnull)
-    sys.stdout = report
-
-
 def main() -> None:
     import requests
+
+    from bench.quiet import quiet_functions
 
     quiet_functions()
     load_start = os.getloadavg()

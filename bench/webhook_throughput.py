@@ -269,19 +269,10 @@ def parse_iso(text: str) -> float:
     return datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=__import__("datetime").timezone.utc).timestamp()
 
 
-def quiet_functions() -> None:
-    """The functions' instances inherit file descriptor 1: send their metric and log lines to
-    /dev/null, and this report to the real standard output."""
-    sys.stdout.flush()
-    report = os.fdopen(os.dup(1), "w", buffering=1)
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    os.dup2(devnull, 1)
-    os.close(devnull)
-    sys.stdout = report
-
-
 def main() -> None:
     import requests
+
+    from bench.quiet import quiet_functions
 
     from local.stack import ApiKey, LocalStack
 
