@@ -25,6 +25,8 @@ from collections import deque
 from contextlib import contextmanager
 from typing import Any, Iterator
 
+from . import query_index
+
 #: marks "the item did not exist"
 ABSENT = None
 
@@ -44,8 +46,9 @@ class WriteHistory:
             while log and log[0][0] < now - keep_seconds - 1.0:
                 log.popleft()
 
-    def view(self, table: Any, lag_seconds: float) -> Any:
-        """The table's items as they were ``lag_seconds`` ago (None if nothing changed since)."""
+    def view(self, table: Any, lag_seconds: float) -> tuple[dict, set] | None:
+        """The table's items as they were ``lag_seconds`` ago, and the keys written since (None if
+        nothing changed since)."""
         since = time.monotonic() - lag_seconds
         with self._lock:
             recent = [entry for entry in self._tables.get(table, ()) if entry[0] > since]
@@ -72,7 +75,7 @@ class WriteHistory:
                 items[hash_key][range_key] = previous
             if not items[hash_key]:
                 del items[hash_key]
-        return items
+        return items, set(first)
 
 
 def _lag() -> tuple[Any, float] | None:
@@ -95,12 +98,16 @@ def _as_of_lag(backend: Any, table_names: list[str]) -> Iterator[None]:
                 table = backend.get_table(name)
                 view = history.view(table, seconds)
                 if view is not None:
+                    items, written = view
                     swapped.append((table, table.items))
-                    table.items = view
+                    # the live items and what differs, for the index partitions (query_index.py)
+                    table.__dict__[query_index.VIEW] = (table.items, written)
+                    table.items = items
         yield
     finally:
         for table, items in swapped:
             table.items = items
+            table.__dict__.pop(query_index.VIEW, None)
 
 
 def apply() -> None:

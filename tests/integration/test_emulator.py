@@ -3,6 +3,7 @@ transaction conflicts, eventually consistent reads, no stream record for a write
 nothing, injected faults. Spoken to with boto3 over HTTP, as the service's code speaks to it."""
 from __future__ import annotations
 
+import random
 import threading
 import time
 from typing import Iterator
@@ -221,6 +222,70 @@ def test_without_lag_every_read_sees_the_present(start_emulator):
     query = client.query(TableName=table, IndexName="by-g", KeyConditionExpression="g = :g",
                          ExpressionAttributeValues={":g": {"S": "G"}})
     assert [i["sk"]["S"] for i in query["Items"]] == ["a"]
+
+
+def test_queries_of_the_table_and_its_index_answer_what_a_scan_of_the_whole_table_finds(start_emulator):
+    """The emulator answers a query from the one partition it names (query_index.py), kept up to
+    date through puts, updates that move an item between index partitions or out of the index,
+    deletes, transactions (applied and cancelled) and refused writes; with a lag too."""
+    behaviour = Emulation(index_lag_seconds=0)
+    emulator = start_emulator(behaviour)
+    client = raw_client("dynamodb", emulator.endpoint_url)
+    table = create_table(client, index=True)
+    rng = random.Random(11)
+
+    def pick() -> dict:
+        return {"pk": {"S": rng.choice("pq")}, "sk": {"S": f"s{rng.randrange(30)}"}}
+
+    def write() -> None:
+        k, g = pick(), rng.choice(["G", "H", None])
+        kind = rng.choice(["put", "move", "unindex", "delete", "transaction", "refused"])
+        if kind == "put":
+            client.put_item(TableName=table, Item={**k, "v": {"S": "put"}, **({"g": {"S": g}} if g else {})})
+        elif kind == "move" and g:
+            client.update_item(TableName=table, Key=k, UpdateExpression="SET g = :g", ExpressionAttributeValues={":g": {"S": g}})
+        elif kind == "unindex":
+            client.update_item(TableName=table, Key=k, UpdateExpression="REMOVE g")
+        elif kind == "delete":
+            client.delete_item(TableName=table, Key=k)
+        elif kind in ("transaction", "refused"):
+            other = pick()
+            if other == k:
+                return
+            condition = "attribute_exists(pk)" if kind == "transaction" else "attribute_not_exists(pk) AND attribute_exists(pk)"
+            try:
+                client.transact_write_items(TransactItems=[
+                    {"Put": {"TableName": table, "Item": {**k, "v": {"S": "tx"}, "g": {"S": g or "G"}}}},
+                    {"Update": {"TableName": table, "Key": other, "UpdateExpression": "SET g = :g",
+                                "ExpressionAttributeValues": {":g": {"S": "H"}}, "ConditionExpression": condition}},
+                ])
+            except ClientError as exc:
+                assert exc.response["Error"]["Code"] == "TransactionCanceledException"
+
+    def found(**kwargs) -> list:
+        items = client.query(TableName=table, **kwargs)["Items"]
+        return sorted((i["pk"]["S"], i["sk"]["S"], i["v"]["S"] if "v" in i else None) for i in items)
+
+    def check() -> None:
+        everything = client.scan(TableName=table)["Items"]
+
+        def expected(match) -> list:
+            return sorted((i["pk"]["S"], i["sk"]["S"], i["v"]["S"] if "v" in i else None) for i in everything if match(i))
+
+        for g in ("G", "H"):
+            assert found(IndexName="by-g", KeyConditionExpression="g = :g", ExpressionAttributeValues={":g": {"S": g}}) \
+                == expected(lambda i: i.get("g") == {"S": g})
+        for p in ("p", "q"):
+            assert found(KeyConditionExpression="pk = :p", ExpressionAttributeValues={":p": {"S": p}}) \
+                == expected(lambda i: i["pk"] == {"S": p})
+
+    for step in range(400):
+        if step == 250:
+            behaviour.index_lag_seconds = 600  # from here on, reads (the scan too) see the table as it was
+        write()
+        if step % 7 == 0:
+            check()
+    check()
 
 
 # ---- streams -----------------------------------------------------------------------------------

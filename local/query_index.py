@@ -1,0 +1,217 @@
+"""A query reads what it asks for, not the whole table.
+
+moto answers every ``Query`` by listing and sorting every item of the table
+(``Table.all_items``) and keeping those whose keys match, for the table and for an index
+alike. DynamoDB reads one partition. The local stack's table only grows while it runs, so
+every query got slower with it: after a few thousand jobs the scheduler's 40 index queries a
+run took most of a core, and every list page, claim and sweep paid for the whole table.
+
+Here a query of the table starts from its one partition (``Table.items[hash key]``), and a
+query of an index from that index's partition, kept up to date as items are written: every
+write marks its item's key, and the next index query re-files only the marked items. moto
+then does everything else as before (the range condition, the order, the filter, the limits,
+the pages), on those candidates only, so its answers are unchanged.
+
+Under ``LOCAL_INDEX_LAG_MS`` a read may see a view of the table as it was a moment ago
+(consistency.py): the index's partition is then completed with the items written within the
+lag, in their earlier versions.
+"""
+from __future__ import annotations
+
+import inspect
+from typing import Any
+
+_applied = False
+
+#: the attribute on a moto Table that holds its index partitions (see _State)
+STATE = "_local_query_index"
+#: set on a Table for one query: the items moto's query should consider (see all_items)
+CANDIDATES = "_local_query_candidates"
+#: set on a Table by consistency.py while a read sees a past view: (live items, keys written since)
+VIEW = "_local_view"
+
+
+class _State:
+    """One table's index partitions: index name -> partition key values -> item keys."""
+
+    def __init__(self) -> None:
+        self.dirty: set | None = None  # None: file every item (the first query)
+        self.partitions: dict[str, dict[tuple, set]] = {}
+        self.filed: dict[tuple, list[tuple[str, tuple]]] = {}  # item key -> where it is filed
+
+
+def _state(table: Any) -> _State:
+    state = table.__dict__.get(STATE)
+    if state is None:
+        state = _State()
+        table.__dict__[STATE] = state
+    return state
+
+
+def mark(table: Any, hash_value: Any, range_value: Any) -> None:
+    """An item was (or may have been) written: file it again before the next index query."""
+    state = table.__dict__.get(STATE)
+    if state is not None and state.dirty is not None:
+        state.dirty.add((hash_value, range_value if table.range_key_attr else None))
+
+
+def _live_items(table: Any) -> dict:
+    view = table.__dict__.get(VIEW)
+    return view[0] if view is not None else table.items
+
+
+def _lookup(table: Any, items: dict, key: tuple) -> Any:
+    hash_value, range_value = key
+    if table.range_key_attr is None:
+        return items.get(hash_value)
+    return items.get(hash_value, {}).get(range_value)
+
+
+def _hash_attributes(index: Any) -> list[str]:
+    return [k["AttributeName"] for k in index.schema if k["KeyType"] == "HASH"]
+
+
+def _file(table: Any, state: _State, key: tuple, item: Any) -> None:
+    for where in state.filed.pop(key, ()):
+        name, partition = where
+        members = state.partitions.get(name, {}).get(partition)
+        if members is not None:
+            members.discard(key)
+            if not members:
+                del state.partitions[name][partition]
+    if item is None:
+        return
+    places = []
+    for index in table.all_indexes():
+        values = tuple(item.attrs.get(attribute) for attribute in _hash_attributes(index))
+        if not values or any(not value for value in values):
+            continue  # not in this index (DynamoDB indexes only items with its key attributes)
+        state.partitions.setdefault(index.name, {}).setdefault(values, set()).add(key)
+        places.append((index.name, values))
+    if places:
+        state.filed[key] = places
+
+
+def _refresh(table: Any) -> _State:
+    state = _state(table)
+    live = _live_items(table)
+    if state.dirty is None:
+        state.partitions, state.filed = {}, {}
+        for hash_value, partition in live.items():
+            if table.range_key_attr is None:
+                _file(table, state, (hash_value, None), partition)
+            else:
+                for range_value, item in partition.items():
+                    _file(table, state, (hash_value, range_value), item)
+    else:
+        for key in state.dirty:
+            _file(table, state, key, _lookup(table, live, key))
+    state.dirty = set()
+    return state
+
+
+def _candidates(table: Any, hash_key: Any, index_name: str | None, hash_key_conditions: Any) -> list | None:
+    """The items a query can match, or None when they cannot be narrowed (moto then reads all)."""
+    if not index_name:
+        if hash_key is None:
+            return None
+        partition = table.items.get(hash_key)
+        if partition is None:
+            return []
+        return list(partition.values()) if table.range_key_attr else [partition]
+    index = next((i for i in table.all_indexes() if i.name == index_name), None)
+    if index is None or not hash_key_conditions:
+        return None  # moto answers the error, or an unusual query, as it always did
+    conditions = dict(hash_key_conditions)
+    attributes = _hash_attributes(index)
+    if not attributes or any(attribute not in conditions for attribute in attributes):
+        return None
+    state = _refresh(table)
+    keys = set(state.partitions.get(index.name, {}).get(tuple(conditions[a] for a in attributes), ()))
+    view = table.__dict__.get(VIEW)
+    if view is not None:
+        keys |= view[1]  # written within the lag: the view may hold another version of them
+    found = (_lookup(table, table.items, key) for key in keys)
+    return [item for item in found if item is not None]
+
+
+def apply() -> None:
+    global _applied
+    if _applied:
+        return
+    from moto.dynamodb.models import DynamoDBBackend
+    from moto.dynamodb.models.table import Table
+
+    all_items = Table.all_items
+
+    def narrowed_all_items(self: Any) -> list:
+        candidates = self.__dict__.get(CANDIDATES)
+        if candidates is None:
+            return all_items(self)
+        return sorted(candidates, key=lambda x: (x.hash_key, x.range_key) if x.range_key else x.hash_key)
+
+    query = Table.query
+    signature = inspect.signature(query)
+
+    def narrowed_query(self: Any, *args: Any, **kwargs: Any) -> Any:
+        given = signature.bind(self, *args, **kwargs).arguments
+        self.__dict__[CANDIDATES] = _candidates(
+            self, given.get("hash_key"), given.get("index_name"), given.get("hash_key_conditions"))
+        try:
+            return query(self, *args, **kwargs)
+        finally:
+            self.__dict__.pop(CANDIDATES, None)
+
+    put_item = Table.put_item
+
+    def marked_put_item(self: Any, item_attrs: dict, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return put_item(self, item_attrs, *args, **kwargs)
+        finally:
+            _mark_attrs(self, item_attrs)
+
+    delete_item = Table.delete_item
+
+    def marked_delete_item(self: Any, hash_key: Any, range_key: Any = None) -> Any:
+        try:
+            return delete_item(self, hash_key, range_key)
+        finally:
+            mark(self, hash_key, range_key)
+
+    Table.all_items = narrowed_all_items
+    Table.query = narrowed_query
+    Table.put_item = marked_put_item
+    Table.delete_item = marked_delete_item
+    _wrap_backend_update(DynamoDBBackend)
+    _applied = True
+
+
+def _mark_attrs(table: Any, attrs: dict) -> None:
+    from moto.dynamodb.models.dynamo_type import DynamoType
+
+    try:
+        hash_value = DynamoType(attrs[table.hash_key_attr])
+        range_value = DynamoType(attrs[table.range_key_attr]) if table.range_key_attr else None
+    except (KeyError, TypeError):
+        _state(table).dirty = None  # an item moto refused, or an unexpected shape: file everything again
+        return
+    mark(table, hash_value, range_value)
+
+
+def _wrap_backend_update(backend_class: Any) -> None:
+    """UpdateItem changes an item in place (and may restore it on a refusal): mark its key
+    whatever happens. Wraps the outermost UpdateItem, so call after the other patches."""
+    update_item = backend_class.update_item
+
+    def marked_update_item(self: Any, table_name: str, key: dict, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return update_item(self, table_name, key, *args, **kwargs)
+        finally:
+            try:
+                table = self.get_table(table_name)
+            except Exception:
+                table = None
+            if table is not None:
+                _mark_attrs(table, key)
+
+    backend_class.update_item = marked_update_item
