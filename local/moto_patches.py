@@ -16,7 +16,8 @@ stream record for that operation": Developer Guide, "Change data capture for Dyn
 3. Transaction conflicts (conflicts.py) and eventually consistent reads (consistency.py), which
 moto does not have at all; both are off unless the emulator's settings turn them on.
 
-4. A query reads one partition of the table or of an index, not the whole table (query_index.py).
+4. A query reads one partition of the table or of an index, not the whole table (query_index.py),
+and an answer's items are serialized as the JSON they already are (fast_serialize.py).
 """
 from __future__ import annotations
 
@@ -43,7 +44,7 @@ def apply() -> None:
     from moto.dynamodb.models.dynamo_type import DynamoType
     from moto.dynamodb.models.table import StreamShard
 
-    from . import conflicts, consistency, query_index
+    from . import conflicts, consistency, fast_serialize, query_index
 
     def item_key(table: Any, op_type: str, op: dict) -> dict:
         if op_type != "Put":
@@ -176,4 +177,5 @@ def apply() -> None:
     conflicts.apply()
     consistency.apply()
     query_index.apply()  # last: it marks the items every other UpdateItem wrapper may change
+    fast_serialize.apply()
     _applied = True

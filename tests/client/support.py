@@ -269,10 +269,12 @@ def fresh_venv(workdir: Path) -> FreshVenv:
         shutil.copytree(CLIENT_DIR, source, ignore=shutil.ignore_patterns("build", "*.egg-info", "__pycache__"))
         subprocess.run([sys.executable, "-m", "venv", str(root)], check=True, capture_output=True, timeout=300)
         python = root / "bin" / "python"
-        install = subprocess.run(
-            [str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check", str(source)],
-            capture_output=True, text=True, timeout=600,
-        )
+        # what a user runs, pip install ./client; with uv's pip (the one make installs in .venv,
+        # the same build and install of the package, in seconds) when there is one
+        uv = Path(sys.executable).parent / "uv"
+        command = [str(uv), "pip", "install", "--quiet", "--python", str(python), str(source)] if uv.exists() else \
+            [str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check", str(source)]
+        install = subprocess.run(command, capture_output=True, text=True, timeout=600)
         if install.returncode != 0:
             raise RuntimeError(f"pip install ./client failed:\n{install.stdout}\n{install.stderr}")
         venv = FreshVenv(root, python, root / "bin" / "jobs", time.monotonic() - started)

@@ -109,6 +109,10 @@ def stack() -> Iterator[dict]:
     with own_stack(
         KEYS,
         JOBS_SCHEDULE_SECONDS="1",
+        # retries wait at most 4 s (the template's WebhookMaxRetryDelaySeconds, 30 by default): six
+        # attempts take 1 + 2 + 4 + 4 + 4 s of backoff instead of 31 s (the schedule itself, doubling
+        # up to the cap, is unit-tested with the defaults)
+        LOCAL_PARAMETERS="WebhookMaxRetryDelaySeconds=4",
         # index queries and default reads lag writes a little, as in DynamoDB (README: LOCAL_INDEX_LAG_MS)
         LOCAL_INDEX_LAG_MS="100",
         # the functions' timeouts, scaled for a CI machine whose two cores run the stack, the tests

@@ -6,8 +6,9 @@ Signatures are checked with the standardwebhooks package, not with the service's
 Every wait is on progress (tests.waiting): a delivery being retried keeps producing attempts,
 so a wait fails only when nothing has happened for a generous while, never because a fixed
 total ran out on a loaded machine; and no assertion is about durations (the backoff schedule
-itself is unit-tested). The jobs whose retries take longest (six attempts, 31 s of backoff)
-are started by a module fixture before the other tests, so that their backoff overlaps them.
+itself is unit-tested). The session's stack caps a retry's delay at 4 s (tests/e2e/conftest.py),
+so six attempts take 15 s of backoff; the jobs whose retries take longest are started by a module
+fixture before the other tests, so that their backoff overlaps them.
 """
 from __future__ import annotations
 
@@ -30,7 +31,8 @@ TERMINAL_VIA = {
     "cancelled": ("pending", lambda api, j: api.patch(f"/v1/jobs/{j}/cancel")),
     "expired": ("created", lambda api, j: api.patch(f"/v1/jobs/{j}", json={"status": "expired"})),
 }
-#: a retry's longest legitimate silence: 16 s of backoff + 25 % jitter, plus the local pumps
+#: a retry's longest legitimate silence: 4 s of backoff (the stack's cap) + 25 % jitter, plus the
+#: local pumps on a loaded machine
 RETRY_STALL = 45.0
 
 
@@ -259,7 +261,7 @@ SOAK = 100  # jobs; with half the attempts failing, about 200 deliveries and a f
 
 def test_soak_jobs_against_a_receiver_failing_half_the_time(api, receiver, dead_letters):
     """Every webhook ends delivered exactly once or dead-lettered; none is lost. (The stack's
-    work grows with the number of jobs, the wait with the backoff: 31 s for six attempts.)"""
+    work grows with the number of jobs, the wait with the backoff: 15 s for six attempts here.)"""
     rng = random.Random(20261128)
     lock = threading.Lock()
     prefix = f"/soak-{uuid.uuid4().hex[:8]}-"
