@@ -267,11 +267,12 @@ def fresh_venv(workdir: Path) -> FreshVenv:
         root = workdir / "venv"
         source = workdir / "client-src"
         shutil.copytree(CLIENT_DIR, source, ignore=shutil.ignore_patterns("build", "*.egg-info", "__pycache__"))
-        subprocess.run([sys.executable, "-m", "venv", str(root)], check=True, capture_output=True, timeout=300)
-        python = root / "bin" / "python"
         # what a user runs, pip install ./client; with uv's pip (the one make installs in .venv,
         # the same build and install of the package, in seconds) when there is one
         uv = Path(sys.executable).parent / "uv"
+        subprocess.run([sys.executable, "-m", "venv", *(["--without-pip"] if uv.exists() else []), str(root)],
+                       check=True, capture_output=True, timeout=300)
+        python = root / "bin" / "python"
         command = [str(uv), "pip", "install", "--quiet", "--python", str(python), str(source)] if uv.exists() else \
             [str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check", str(source)]
         install = subprocess.run(command, capture_output=True, text=True, timeout=600)

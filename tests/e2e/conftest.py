@@ -108,7 +108,9 @@ def stack() -> Iterator[dict]:
     """``python -m local`` (what ``make run`` runs) on a free port, until the session ends."""
     with own_stack(
         KEYS,
-        JOBS_SCHEDULE_SECONDS="1",
+        # the schedule (a minute in AWS) every 2 s: a sweep or a poll is never far, and an idle
+        # stack leaves the machine to the tests (each run is about 40 index queries)
+        JOBS_SCHEDULE_SECONDS="2",
         # retries wait at most 4 s (the template's WebhookMaxRetryDelaySeconds, 30 by default): six
         # attempts take 1 + 2 + 4 + 4 + 4 s of backoff instead of 31 s (the schedule itself, doubling
         # up to the cap, is unit-tested with the defaults)

@@ -256,7 +256,7 @@ def test_an_always_failing_receiver_ends_in_the_dead_letter_queue_after_six_atte
         assert api.job(job["id"])["callback_error"] == rows[-1]["error"]
 
 
-SOAK = 100  # jobs; with half the attempts failing, about 200 deliveries and a few dead letters
+SOAK = 60  # jobs; with half the attempts failing, about 120 deliveries and a dead letter or two
 
 
 def test_soak_jobs_against_a_receiver_failing_half_the_time(api, receiver, dead_letters):
