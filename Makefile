@@ -29,14 +29,18 @@ run: $(STAMP)
 	$(PY) -m local
 
 # two pytest workers (the machine's two cores): the end-to-end tests, which mostly wait on the
-# local stack, on one of them (one stack for all), everything else on either
+# local stack, on one of them (one stack for all), everything else on either (cfn-lint on the
+# template is one of the tests: tests/unit/test_template.py). The two soak suites are not
+# collected, nor the pytest plugins only they use (schemathesis's, hypothesis's, anyio's): that
+# halves the collection each worker does.
+SOAKS := tests/e2e/test_soak_faults.py tests/e2e/test_openapi_fuzz.py
 test: $(STAMP)
-	$(VENV)/bin/cfn-lint template.yaml
-	$(PY) -m pytest -n 2 --dist loadgroup
+	$(PY) -m pytest -n 2 --dist loadgroup -p no:schemathesis -p no:hypothesispytest -p no:anyio \
+	  $(addprefix --ignore=,$(SOAKS))
 
 # the fault soak and the schemathesis fuzz of the OpenAPI document (minutes each; not in make test)
 soak: $(STAMP)
-	$(PY) -m pytest -m soak -rP tests/e2e/test_soak_faults.py tests/e2e/test_openapi_fuzz.py
+	$(PY) -m pytest -m soak -rP $(SOAKS)
 
 unit: $(STAMP)
 	$(PY) -m pytest tests/unit

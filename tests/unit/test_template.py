@@ -1,4 +1,8 @@
 """template.yaml is the single source of truth: the code must agree with it."""
+import subprocess
+import sys
+from pathlib import Path
+
 from jobsvc.storage import layout
 from local.template import Template
 from tests.helpers import load_function
@@ -83,3 +87,12 @@ def test_guard_rails():
     identity = api["Auth"]["Authorizers"]["ApiKeyAuthorizer"]["Identity"]
     assert identity == {"Headers": ["Authorization"], "ReauthorizeEvery": {"Ref": "AuthorizerCacheSeconds"}}
     assert t.doc["Parameters"]["AuthorizerCacheSeconds"]["Default"] == 60
+
+
+def test_cfn_lint_finds_nothing_in_the_template():
+    """cfn-lint (CloudFormation's linter, with SAM's transform) on template.yaml: no error, no
+    warning. Part of the suite so that it runs beside the other tests."""
+    root = Path(__file__).resolve().parents[2]
+    done = subprocess.run([str(Path(sys.executable).parent / "cfn-lint"), "template.yaml"], cwd=root,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
