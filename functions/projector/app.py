@@ -13,8 +13,8 @@ from typing import Any
 
 from aws_lambda_powertools import Logger
 
-from jobsvc import cleanup, stats, tracing
-from jobsvc.storage.db import from_item
+from jobsvc import tracing
+from jobsvc.projection import project
 
 logger = Logger()
 
@@ -23,14 +23,8 @@ logger = Logger()
 @tracing.capture
 def lambda_handler(event: dict, context: Any) -> dict:
     records = event.get("Records") or []
-    counted = stats.apply(records)
-    removed = 0
-    for record in records:
-        data = record.get("dynamodb", {})
-        if cleanup.is_job_removal(record.get("eventName"), data.get("Keys", {})):
-            old = from_item(data.get("OldImage")) or {}
-            if "id" in old:
-                removed += cleanup.after_delete(old)
-                logger.info("deleted what a job left", job_id=old["id"], organization_id=old.get("organization_id"))
+    counted, removed, jobs = project(records)
+    for job in jobs:
+        logger.info("deleted what a job left", **job)
     logger.debug("projected a batch", records=len(records), counted=counted, removed=removed)
     return {"batchItemFailures": []}

@@ -139,3 +139,90 @@ def test_a_redrive_run_ends_when_what_it_moved_comes_straight_back(webhook_env):
         assert redrive.redrive(sqs, urls["WebhookDeadLetterQueue"], urls["WebhookQueue"]) == 3
     finally:
         del sqs.send_message_batch
+
+
+# ---- stream batches Lambda gave up on ----------------------------------------------------------
+
+
+def stream_records_of(table: str = "JobsTable") -> tuple[list[dict], dict]:
+    """Every record of the table's stream so far, and where they are (arn, shard)."""
+    import boto3
+
+    arn = boto3.client("dynamodb", region_name="us-east-1").describe_table(TableName=table)["Table"]["LatestStreamArn"]
+    streams = boto3.client("dynamodbstreams", region_name="us-east-1")
+    records, where = [], {}
+    for shard in streams.describe_stream(StreamArn=arn)["StreamDescription"]["Shards"]:
+        iterator = streams.get_shard_iterator(StreamArn=arn, ShardId=shard["ShardId"], ShardIteratorType="TRIM_HORIZON")["ShardIterator"]
+        page = streams.get_records(ShardIterator=iterator)
+        for record in page["Records"]:
+            records.append(record)
+            where[record["dynamodb"]["SequenceNumber"]] = {"streamArn": arn, "shardId": shard["ShardId"]}
+    return records, where
+
+
+def given_up(env, function: str, records: list[dict], where: dict) -> None:
+    """What Lambda sends the OnFailure destination when it skips a batch (local/pumps.py _give_up)."""
+    first, last = records[0]["dynamodb"]["SequenceNumber"], records[-1]["dynamodb"]["SequenceNumber"]
+    env.sqs.send_message(QueueUrl=env.urls["StreamFailureQueue"], MessageBody=json.dumps({
+        "requestContext": {"requestId": "r", "functionArn": f"arn:aws:lambda:us-east-1:123456789012:function:jobs-{function}-AbC123",
+                           "condition": "RetryAttemptsExhausted", "approximateInvokeCount": 6},
+        "responseContext": {"statusCode": 200, "executedVersion": "$LATEST", "functionError": "Unhandled"},
+        "version": "1.0", "timestamp": "2026-11-29T18:00:00.000Z",
+        "DDBStreamBatchInfo": {**where[first], "startSequenceNumber": first, "endSequenceNumber": last,
+                               "approximateArrivalOfFirstRecord": "2026-11-29T18:00:00Z",
+                               "approximateArrivalOfLastRecord": "2026-11-29T18:00:00Z", "batchSize": len(records)},
+    }))
+
+
+def test_a_callbacks_batch_given_up_is_replayed_its_webhooks_delivered_once(webhook_env):
+    import boto3
+
+    streams = boto3.client("dynamodbstreams", region_name="us-east-1")
+    ended = []
+    for status in ("completed", "failed"):
+        job, _ = jobs.create_job(A, JobCreate(status="running", callback_url=webhook_env.receiver.url(f"/{status}")))
+        ended.append(jobs.update_job(A, job["id"], JobUpdate(status=status)))
+    jobs.create_job(A, JobCreate(status="running"))  # in the batch too: no webhook of its own
+    records, where = stream_records_of()
+    assert len(records) == 5
+    given_up(webhook_env, "CallbacksFunction", records, where)
+
+    done = redrive.replay_stream_failures(webhook_env.sqs, streams, webhook_env.urls["StreamFailureQueue"],
+                                          webhook_env.urls["WebhookQueue"])
+    assert done == {"batches": 1, "records": 5, "replayed": 2}
+    assert not drain(webhook_env, "StreamFailureQueue"), "a replayed batch leaves the queue"
+    tasks = [webhooks.Task.from_message(json.dumps(m)) for m in drain(webhook_env, "WebhookQueue")]
+    assert sorted(t.job_id for t in tasks) == sorted(j["id"] for j in ended)
+    for task in tasks:
+        assert webhooks.deliver(task) == webhooks.DELIVERED
+        assert webhooks.deliver(task) == webhooks.DUPLICATE  # replayed twice (a crash before the delete): sent once
+    assert sorted(r.path for r in webhook_env.receiver.requests) == ["/completed", "/failed"]
+    for job in ended:
+        assert jobs.get_job(A, job["id"])["callback_status_code"] == 200
+
+
+def test_a_projector_batch_given_up_is_replayed_what_a_deleted_job_left_goes(webhook_env):
+    import boto3
+
+    from jobsvc.schemas import MessageCreate
+    from jobsvc.storage import db
+
+    streams = boto3.client("dynamodbstreams", region_name="us-east-1")
+    job, _ = jobs.create_job(A, JobCreate(status="running"))
+    for i in range(3):
+        jobs.add_message(A, job["id"], MessageCreate(role="user", content={"i": i}))
+    jobs.delete_job(A, job["id"])
+
+    def leftovers() -> int:
+        return db.call("Query", TableName="JobsTable", KeyConditionExpression="pk = :p", ConsistentRead=True,
+                       ExpressionAttributeValues={":p": {"S": f"JOB#{job['id']}"}}).get("Count", 0)
+
+    assert leftovers() == 3, "the messages are left until the projector runs"
+    records, where = stream_records_of()
+    removal = [r for r in records if r["eventName"] == "REMOVE"]
+    given_up(webhook_env, "ProjectorFunction", removal, where)
+    done = redrive.replay_stream_failures(webhook_env.sqs, streams, webhook_env.urls["StreamFailureQueue"],
+                                          webhook_env.urls["WebhookQueue"])
+    assert done == {"batches": 1, "records": 1, "replayed": 1}
+    assert leftovers() == 0
+    assert not drain(webhook_env, "WebhookQueue")

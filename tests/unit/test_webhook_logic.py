@@ -29,11 +29,11 @@ def record(old, new, name="MODIFY"):
     return {"eventName": name, "dynamodb": dynamodb}
 
 
-def stream_filters():
+def stream_filters(function="CallbacksFunction"):
     for name, kind, props in Template().event_sources():
-        if kind == "DynamoDB":
+        if kind == "DynamoDB" and name == function:
             return props["FilterCriteria"]["Filters"]
-    raise AssertionError("no stream trigger in the template")
+    raise AssertionError(f"no stream trigger of {function} in the template")
 
 
 ACTIVE = ["created", "pending", "running"]
@@ -100,3 +100,38 @@ def test_task_message_round_trip():
     assert webhooks.Task.from_message(json.dumps(dead)).job_id == task.job_id
     with pytest.raises((ValueError, TypeError)):
         webhooks.Task.from_message('["not", "a", "task"]')
+
+
+def webhook_item(deliveries):
+    return {"pk": {"S": "ORG#o#3"}, "sk": {"S": "JOB#job-01a222d6-3e20-7709-8ca5-2a2f43631f8a#WH"}, "job_type": {"S": "job"},
+            **{f"d_{name}": {"M": {"st": {"S": st}}} for name, st in deliveries.items()}}
+
+
+def test_the_projector_is_invoked_for_what_it_counts_and_cleans_and_not_for_heartbeats():
+    """Every status change the state machine allows, creations, deletes and webhook items
+    reach the projector (they change its counters or leave something to clean up); a
+    heartbeat, a metadata update or another family's item invokes nothing."""
+    from jobsvc import stats
+    from jobsvc.states import BATCH_TRANSITIONS
+
+    def job(status, sk_prefix="JOB#"):
+        return {**image(status, sk_prefix=sk_prefix), "pk": {"S": "ORG#o#3"},  # a job partition
+                "created_at": {"S": "2026-11-28T15:00:00.000000Z"}}
+
+    filters = stream_filters("ProjectorFunction")
+    counted = [record(job(old), job(new)) for old, targets in BATCH_TRANSITIONS.items() for new in targets]
+    counted += [record(None, job("created"), name="INSERT"), record(job("running"), job("running"), name="REMOVE"),
+                record(webhook_item({"a": "sending"}), webhook_item({"a": "succeeded"}))]
+    for rec in counted:
+        assert passes_filters(filters, rec), rec
+    for old, targets in BATCH_TRANSITIONS.items():  # and each of those changes a counter
+        for new in targets:
+            data = record(job(old), job(new))["dynamodb"]
+            assert stats.record_deltas("MODIFY", data["Keys"], data["OldImage"], data["NewImage"]), (old, new)
+    heartbeat = record(job("running"), {**job("running"), "metadata": {"M": {"k": {"N": "2"}}}})
+    ignored = [heartbeat, record(job("created"), job("created")), record(job("completed"), job("completed")),
+               record(job("running", sk_prefix="IDEM#"), job("completed", sk_prefix="IDEM#"))]
+    for rec in ignored:
+        assert not passes_filters(filters, rec), rec
+        data = rec["dynamodb"]
+        assert not stats.record_deltas("MODIFY", data["Keys"], data["OldImage"], data["NewImage"])

@@ -1,20 +1,33 @@
-"""Operator command: send every dead-lettered webhook back to the retry queue.
+"""Operator command: dead-lettered webhooks back to the retry queue, or given-up stream batches replayed.
 
     python -m jobsvc.redrive --dlq <WebhookDeadLetterQueueUrl> --queue <WebhookQueueUrl> [--max N] [--region R]
+    python -m jobsvc.redrive --stream-failures --failures <StreamFailureQueueUrl> --queue <WebhookQueueUrl> --table <TableName>
 
-(or WEBHOOK_DLQ_URL / WEBHOOK_QUEUE_URL in the environment; the stack outputs both URLs).
-Uses the usual AWS credentials chain (AWS_ENDPOINT_URL for the local stack's emulator).
+(or WEBHOOK_DLQ_URL / WEBHOOK_QUEUE_URL / STREAM_FAILURE_QUEUE_URL / TABLE_NAME in the
+environment; the stack outputs them all). Uses the usual AWS credentials chain
+(AWS_ENDPOINT_URL for the local stack's emulator).
 
-Each message is sent to the retry queue as it is, then deleted from the dead-letter queue;
-the callbacks function attempts each again: a dead letter starts a new round of retries,
-and one that fails again comes back to the dead-letter queue. A message is copied before it
-is deleted, so a crash half way can send one twice, never lose one (a webhook is attempted
-at most once at a time and delivered at most once: the delivery's state decides). SQS's own
-"Start DLQ redrive" in the console does the same thing.
+Dead letters: each message is sent to the retry queue as it is, then deleted from the
+dead-letter queue; the callbacks function attempts each again: a dead letter starts a new
+round of retries, and one that fails again comes back to the dead-letter queue. A message is
+copied before it is deleted, so a crash half way can send one twice, never lose one (a
+webhook is attempted at most once at a time and delivered at most once: the delivery's state
+decides). SQS's own "Start DLQ redrive" in the console does the same thing.
+
+Stream failures: when the callbacks or the projector function keeps failing on a stream
+batch (the function itself, not a receiver: a receiver's failures go through the retry
+queue), Lambda skips the batch after its retries and sends the stream-failure queue a record
+naming the shard and the sequence numbers, not the records. This reads those records back
+from the stream (it keeps them 24 hours) and does what the function would have done: a
+terminal transition's webhook goes to the retry queue (its first attempt, or a duplicate
+that the delivery's state turns away if it was sent after all), and the projector's
+counting and clean-up run again (both count a record once). The message is deleted only
+after its batch is replayed.
 """
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 import time
@@ -51,21 +64,105 @@ def redrive(sqs: Any, dlq_url: str, queue_url: str, limit: int | None = None) ->
     return moved
 
 
+#: how many empty pages in a row end a read of a stream range (an open shard can answer empty)
+EMPTY_PAGES = 5
+
+
+def stream_records(streams: Any, batch: dict[str, Any]) -> list[dict[str, Any]]:
+    """The records of a given-up batch (``DDBStreamBatchInfo``), read back from the stream."""
+    start, end = int(batch["startSequenceNumber"]), int(batch["endSequenceNumber"])
+    iterator = streams.get_shard_iterator(
+        StreamArn=batch["streamArn"], ShardId=batch["shardId"], ShardIteratorType="AT_SEQUENCE_NUMBER",
+        SequenceNumber=batch["startSequenceNumber"],
+    ).get("ShardIterator")
+    records: list[dict[str, Any]] = []
+    empty = 0
+    while iterator and empty < EMPTY_PAGES:
+        page = streams.get_records(ShardIterator=iterator, Limit=1000)
+        empty = 0 if page.get("Records") else empty + 1
+        for record in page.get("Records", []):
+            sequence = int(record["dynamodb"]["SequenceNumber"])
+            if sequence > end:
+                return records
+            if sequence >= start:
+                records.append(record)
+        iterator = page.get("NextShardIterator")
+    return records
+
+
+def replay_batch(sqs: Any, queue_url: str, function_arn: str, records: list[dict[str, Any]]) -> int:
+    """Do for ``records`` what the function that gave them up would have done; returns how
+    many webhooks were queued (callbacks) or records projected (projector)."""
+    from . import webhooks
+
+    if "CallbacksFunction" in function_arn:
+        queued = 0
+        for record in records:
+            data = record.get("dynamodb", {})
+            task = webhooks.task_from_stream(data.get("OldImage"), data.get("NewImage"))
+            if task is not None:
+                sqs.send_message(QueueUrl=queue_url, MessageBody=json.dumps(task.message(), separators=(",", ":")))
+                queued += 1
+        return queued
+    if "ProjectorFunction" in function_arn:
+        from .projection import project
+
+        project(records)
+        return len(records)
+    raise ValueError(f"no replay for the function {function_arn}")
+
+
+def replay_stream_failures(sqs: Any, streams: Any, failures_url: str, queue_url: str) -> dict[str, int]:
+    """Replay every batch named in the stream-failure queue when the run started; each message
+    is deleted once its batch is replayed (a crash before that replays it again: harmless)."""
+    started_ms = int(time.time() * 1000)
+    done = {"batches": 0, "records": 0, "replayed": 0}
+    while True:
+        received = sqs.receive_message(QueueUrl=failures_url, MaxNumberOfMessages=10, WaitTimeSeconds=1,
+                                       VisibilityTimeout=300, AttributeNames=["SentTimestamp"]).get("Messages", [])
+        messages = [m for m in received if int(m.get("Attributes", {}).get("SentTimestamp", 0)) <= started_ms]
+        if not messages:
+            return done
+        for message in messages:
+            info = json.loads(message["Body"])
+            records = stream_records(streams, info["DDBStreamBatchInfo"])
+            done["replayed"] += replay_batch(sqs, queue_url, info["requestContext"]["functionArn"], records)
+            done["records"] += len(records)
+            done["batches"] += 1
+            sqs.delete_message(QueueUrl=failures_url, ReceiptHandle=message["ReceiptHandle"])
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m jobsvc.redrive", description=__doc__.split("\n")[0])
     parser.add_argument("--dlq", default=os.environ.get("WEBHOOK_DLQ_URL"), help="the dead-letter queue's URL")
     parser.add_argument("--queue", default=os.environ.get("WEBHOOK_QUEUE_URL"), help="the retry queue's URL")
     parser.add_argument("--max", type=int, default=None, help="move at most this many (default: all)")
+    parser.add_argument("--stream-failures", action="store_true",
+                        help="replay the stream batches named in the stream-failure queue instead of moving dead letters")
+    parser.add_argument("--failures", default=os.environ.get("STREAM_FAILURE_QUEUE_URL"),
+                        help="the stream-failure queue's URL (for --stream-failures)")
+    parser.add_argument("--table", default=os.environ.get("TABLE_NAME"), help="the table's name (for --stream-failures)")
     parser.add_argument("--region", default=os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION"))
     args = parser.parse_args(argv)
-    if not args.dlq or not args.queue:
-        parser.error("--dlq and --queue (or WEBHOOK_DLQ_URL and WEBHOOK_QUEUE_URL) are required")
     import botocore.session
 
-    sqs = botocore.session.get_session().create_client(
-        "sqs", region_name=args.region or "us-east-1", endpoint_url=os.environ.get("AWS_ENDPOINT_URL") or None,
-    )
-    moved = redrive(sqs, args.dlq, args.queue, args.max)
+    def client(service: str) -> Any:
+        return botocore.session.get_session().create_client(
+            service, region_name=args.region or "us-east-1", endpoint_url=os.environ.get("AWS_ENDPOINT_URL") or None,
+        )
+
+    if args.stream_failures:
+        if not args.failures or not args.queue or not args.table:
+            parser.error("--stream-failures needs --failures, --queue and --table (or STREAM_FAILURE_QUEUE_URL, "
+                         "WEBHOOK_QUEUE_URL and TABLE_NAME)")
+        os.environ["TABLE_NAME"] = args.table  # the projector's replay writes to the table
+        os.environ.setdefault("AWS_REGION", args.region or "us-east-1")
+        done = replay_stream_failures(client("sqs"), client("dynamodbstreams"), args.failures, args.queue)
+        print(f"replayed {done['batches']} stream batches ({done['records']} records, {done['replayed']} replayed)")
+        return 0
+    if not args.dlq or not args.queue:
+        parser.error("--dlq and --queue (or WEBHOOK_DLQ_URL and WEBHOOK_QUEUE_URL) are required")
+    moved = redrive(client("sqs"), args.dlq, args.queue, args.max)
     print(f"moved {moved} message{'s' if moved != 1 else ''} back to the retry queue")
     return 0
 
