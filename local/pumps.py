@@ -36,13 +36,18 @@ from .template import ACCOUNT, REGION
 
 
 def matches(pattern: Any, value: Any, present: bool = True) -> bool:
-    """Does ``value`` match an event filtering ``pattern``?"""
+    """Does ``value`` match an event filtering ``pattern``?
+
+    As in AWS, a pattern is matched against the event's leaves: where the event has no such
+    object, only ``{"exists": false}`` rules below it can match; and a rule applies to a leaf
+    only (``exists`` on an object, such as a DynamoDB attribute ``{"S": ...}``, finds no leaf)."""
     if isinstance(pattern, dict):
         if not present or not isinstance(value, dict):
-            return False
+            return all(matches(sub, None, False) for sub in pattern.values())
         return all(matches(sub, value.get(key), key in value) for key, sub in pattern.items())
     if isinstance(pattern, list):
-        return any(_matches_one(rule, value, present) for rule in pattern)
+        leaf = present and not isinstance(value, dict)
+        return any(_matches_one(rule, value if leaf else None, leaf) for rule in pattern)
     raise ValueError(f"a filter pattern leaf must be a list, not {pattern!r}")
 
 

@@ -36,6 +36,7 @@ class _State:
 
     def __init__(self) -> None:
         self.dirty: set | None = None  # None: file every item (the first query)
+        self.indexes: tuple = ()  # the index names it was filed for (UpdateTable may add one)
         self.partitions: dict[str, dict[tuple, set]] = {}
         self.filed: dict[tuple, list[tuple[str, tuple]]] = {}  # item key -> where it is filed
 
@@ -95,6 +96,9 @@ def _file(table: Any, state: _State, key: tuple, item: Any) -> None:
 def _refresh(table: Any) -> _State:
     state = _state(table)
     live = _live_items(table)
+    indexes = tuple(index.name for index in table.all_indexes())
+    if indexes != state.indexes:
+        state.dirty, state.indexes = None, indexes
     if state.dirty is None:
         state.partitions, state.filed = {}, {}
         for hash_value, partition in live.items():

@@ -1,5 +1,6 @@
 """Webhooks end to end on the local stack: PATCH -> stream -> callbacks function -> receiver,
-retries through SQS with the real backoff, the dead-letter queue, and the /callbacks routes.
+retries through SQS with the backoff (its delays capped at 4 s in this stack), the dead-letter
+queue, and the /callbacks routes.
 
 Signatures are checked with the standardwebhooks package, not with the service's code.
 

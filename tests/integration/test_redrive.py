@@ -189,7 +189,7 @@ def test_a_callbacks_batch_given_up_is_replayed_its_webhooks_delivered_once(webh
 
     done = redrive.replay_stream_failures(webhook_env.sqs, streams, webhook_env.urls["StreamFailureQueue"],
                                           webhook_env.urls["WebhookQueue"])
-    assert done == {"batches": 1, "records": 5, "replayed": 2}
+    assert done == {"batches": 1, "records": 5, "replayed": 2, "unreplayable": []}
     assert not drain(webhook_env, "StreamFailureQueue"), "a replayed batch leaves the queue"
     tasks = [webhooks.Task.from_message(json.dumps(m)) for m in drain(webhook_env, "WebhookQueue")]
     assert sorted(t.job_id for t in tasks) == sorted(j["id"] for j in ended)
@@ -223,6 +223,27 @@ def test_a_projector_batch_given_up_is_replayed_what_a_deleted_job_left_goes(web
     given_up(webhook_env, "ProjectorFunction", removal, where)
     done = redrive.replay_stream_failures(webhook_env.sqs, streams, webhook_env.urls["StreamFailureQueue"],
                                           webhook_env.urls["WebhookQueue"])
-    assert done == {"batches": 1, "records": 1, "replayed": 1}
+    assert done == {"batches": 1, "records": 1, "replayed": 1, "unreplayable": []}
     assert leftovers() == 0
     assert not drain(webhook_env, "WebhookQueue")
+
+
+def test_a_batch_the_stream_no_longer_has_is_reported_and_the_others_still_replayed(webhook_env):
+    import boto3
+
+    streams = boto3.client("dynamodbstreams", region_name="us-east-1")
+    job, _ = jobs.create_job(A, JobCreate(status="running", callback_url=webhook_env.receiver.url("/ok")))
+    jobs.update_job(A, job["id"], JobUpdate(status="completed"))
+    records, where = stream_records_of()
+    missing = [{**records[-1], "dynamodb": {**records[-1]["dynamodb"], "SequenceNumber": "9" * 30}}]
+    given_up(webhook_env, "CallbacksFunction", missing, where | {"9" * 30: where[records[-1]["dynamodb"]["SequenceNumber"]]})
+    webhook_env.sqs.send_message(QueueUrl=webhook_env.urls["StreamFailureQueue"], MessageBody="not json")
+    given_up(webhook_env, "CallbacksFunction", records, where)
+    done = redrive.replay_stream_failures(webhook_env.sqs, streams, webhook_env.urls["StreamFailureQueue"],
+                                          webhook_env.urls["WebhookQueue"])
+    assert (done["batches"], done["replayed"], len(done["unreplayable"])) == (1, 1, 2), done
+    assert [m["job_id"] for m in drain(webhook_env, "WebhookQueue")] == [job["id"]]
+    # the two it could not replay are still there, for the operator
+    attributes = webhook_env.sqs.get_queue_attributes(QueueUrl=webhook_env.urls["StreamFailureQueue"],
+                                                      AttributeNames=["ApproximateNumberOfMessagesNotVisible"])
+    assert attributes["Attributes"]["ApproximateNumberOfMessagesNotVisible"] == "2"

@@ -68,6 +68,11 @@ def test_other_records_are_filtered_out_and_make_no_task(rec):
 
 def test_filter_operators():
     assert matches({"a": [{"exists": False}]}, {}) and not matches({"a": [{"exists": False}]}, {"a": 1})
+    # rules apply to leaves: an absent object has no leaves (only exists: false matches below it),
+    # and exists on an object finds no leaf there (AWS: "exists matching only works on leaf nodes")
+    assert matches({"a": {"S": [{"exists": False}]}}, {}) and not matches({"a": {"S": [{"exists": False}]}}, {"a": {"S": "x"}})
+    assert not matches({"a": {"S": ["x"]}}, {}) and matches({"a": {"S": ["x"]}}, {"a": {"S": "x"}})
+    assert matches({"a": [{"exists": False}]}, {"a": {"S": "x"}}) and not matches({"a": [{"exists": True}]}, {"a": {"S": "x"}})
     assert matches({"a": [{"anything-but": ["x"]}]}, {"a": "y"}) and not matches({"a": [{"anything-but": ["x"]}]}, {"a": "x"})
     assert matches({"n": [{"numeric": [">", 1, "<=", 3]}]}, {"n": 3}) and not matches({"n": [{"numeric": [">", 1]}]}, {"n": 1})
 

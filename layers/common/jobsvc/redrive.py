@@ -21,8 +21,11 @@ naming the shard and the sequence numbers, not the records. This reads those rec
 from the stream (it keeps them 24 hours) and does what the function would have done: a
 terminal transition's webhook goes to the retry queue (its first attempt, or a duplicate
 that the delivery's state turns away if it was sent after all), and the projector's
-counting and clean-up run again (both count a record once). The message is deleted only
-after its batch is replayed.
+clean-up after deleted jobs runs again. The stats counters of a given-up projector batch are
+not recovered: each counter counts a stream record once, by sequence number, and has counted
+later records since, so the replay adds nothing to them (they undercount, never double). The
+message is deleted only after its whole batch is replayed; one whose records the stream no
+longer has (given up after 24 hours, or for their age) is reported and left in the queue.
 """
 from __future__ import annotations
 
@@ -66,28 +69,42 @@ def redrive(sqs: Any, dlq_url: str, queue_url: str, limit: int | None = None) ->
 
 #: how many empty pages in a row end a read of a stream range (an open shard can answer empty)
 EMPTY_PAGES = 5
+#: the logical ids of the functions whose batches can be replayed (in their generated names)
+CALLBACKS, PROJECTOR = "CallbacksFunction", "ProjectorFunction"
+
+
+class Unreplayable(Exception):
+    pass
 
 
 def stream_records(streams: Any, batch: dict[str, Any]) -> list[dict[str, Any]]:
-    """The records of a given-up batch (``DDBStreamBatchInfo``), read back from the stream."""
+    """The records of a given-up batch (``DDBStreamBatchInfo``), read back from the stream.
+    Raises Unreplayable if the stream no longer has them all (it keeps records 24 hours)."""
     start, end = int(batch["startSequenceNumber"]), int(batch["endSequenceNumber"])
-    iterator = streams.get_shard_iterator(
-        StreamArn=batch["streamArn"], ShardId=batch["shardId"], ShardIteratorType="AT_SEQUENCE_NUMBER",
-        SequenceNumber=batch["startSequenceNumber"],
-    ).get("ShardIterator")
+    try:
+        iterator = streams.get_shard_iterator(
+            StreamArn=batch["streamArn"], ShardId=batch["shardId"], ShardIteratorType="AT_SEQUENCE_NUMBER",
+            SequenceNumber=batch["startSequenceNumber"],
+        ).get("ShardIterator")
+    except Exception as exc:  # TrimmedDataAccessException, ResourceNotFoundException, ...
+        raise Unreplayable(f"the stream no longer has the batch: {exc}") from exc
     records: list[dict[str, Any]] = []
     empty = 0
     while iterator and empty < EMPTY_PAGES:
         page = streams.get_records(ShardIterator=iterator, Limit=1000)
-        empty = 0 if page.get("Records") else empty + 1
         for record in page.get("Records", []):
             sequence = int(record["dynamodb"]["SequenceNumber"])
             if sequence > end:
-                return records
+                raise Unreplayable(f"the stream has no record {end} (the batch's last)")
             if sequence >= start:
                 records.append(record)
+            if sequence == end:
+                return records
+        empty = 0 if page.get("Records") else empty + 1
+        if empty:
+            time.sleep(0.2)  # an open shard may answer empty before it answers again
         iterator = page.get("NextShardIterator")
-    return records
+    raise Unreplayable(f"read {len(records)} records, not up to {end} (the batch's last)")
 
 
 def replay_batch(sqs: Any, queue_url: str, function_arn: str, records: list[dict[str, Any]]) -> int:
@@ -95,7 +112,7 @@ def replay_batch(sqs: Any, queue_url: str, function_arn: str, records: list[dict
     many webhooks were queued (callbacks) or records projected (projector)."""
     from . import webhooks
 
-    if "CallbacksFunction" in function_arn:
+    if CALLBACKS in function_arn:
         queued = 0
         for record in records:
             data = record.get("dynamodb", {})
@@ -104,19 +121,21 @@ def replay_batch(sqs: Any, queue_url: str, function_arn: str, records: list[dict
                 sqs.send_message(QueueUrl=queue_url, MessageBody=json.dumps(task.message(), separators=(",", ":")))
                 queued += 1
         return queued
-    if "ProjectorFunction" in function_arn:
+    if PROJECTOR in function_arn:
         from .projection import project
 
         project(records)
         return len(records)
-    raise ValueError(f"no replay for the function {function_arn}")
+    raise Unreplayable(f"no replay for the function {function_arn}")
 
 
-def replay_stream_failures(sqs: Any, streams: Any, failures_url: str, queue_url: str) -> dict[str, int]:
-    """Replay every batch named in the stream-failure queue when the run started; each message
-    is deleted once its batch is replayed (a crash before that replays it again: harmless)."""
+def replay_stream_failures(sqs: Any, streams: Any, failures_url: str, queue_url: str) -> dict[str, Any]:
+    """Replay every batch named in the stream-failure queue when the run started. A message is
+    deleted once its batch is replayed (a crash before that replays it again: harmless); one
+    that cannot be replayed is reported in ``unreplayable`` and left in the queue (invisible
+    for the rest of the run), so that the others go on."""
     started_ms = int(time.time() * 1000)
-    done = {"batches": 0, "records": 0, "replayed": 0}
+    done: dict[str, Any] = {"batches": 0, "records": 0, "replayed": 0, "unreplayable": []}
     while True:
         received = sqs.receive_message(QueueUrl=failures_url, MaxNumberOfMessages=10, WaitTimeSeconds=1,
                                        VisibilityTimeout=300, AttributeNames=["SentTimestamp"]).get("Messages", [])
@@ -124,9 +143,14 @@ def replay_stream_failures(sqs: Any, streams: Any, failures_url: str, queue_url:
         if not messages:
             return done
         for message in messages:
-            info = json.loads(message["Body"])
-            records = stream_records(streams, info["DDBStreamBatchInfo"])
-            done["replayed"] += replay_batch(sqs, queue_url, info["requestContext"]["functionArn"], records)
+            try:
+                info = json.loads(message["Body"])
+                records = stream_records(streams, info["DDBStreamBatchInfo"])
+                replayed = replay_batch(sqs, queue_url, info["requestContext"]["functionArn"], records)
+            except (Unreplayable, ValueError, KeyError, TypeError) as exc:
+                done["unreplayable"].append({"message_id": message["MessageId"], "reason": str(exc)})
+                continue
+            done["replayed"] += replayed
             done["records"] += len(records)
             done["batches"] += 1
             sqs.delete_message(QueueUrl=failures_url, ReceiptHandle=message["ReceiptHandle"])
@@ -159,7 +183,9 @@ def main(argv: list[str] | None = None) -> int:
         os.environ.setdefault("AWS_REGION", args.region or "us-east-1")
         done = replay_stream_failures(client("sqs"), client("dynamodbstreams"), args.failures, args.queue)
         print(f"replayed {done['batches']} stream batches ({done['records']} records, {done['replayed']} replayed)")
-        return 0
+        for failure in done["unreplayable"]:
+            print(f"could not replay message {failure['message_id']}: {failure['reason']} (left in the queue)")
+        return 1 if done["unreplayable"] else 0
     if not args.dlq or not args.queue:
         parser.error("--dlq and --queue (or WEBHOOK_DLQ_URL and WEBHOOK_QUEUE_URL) are required")
     moved = redrive(client("sqs"), args.dlq, args.queue, args.max)
