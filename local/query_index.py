@@ -19,9 +19,14 @@ lag, in their earlier versions.
 from __future__ import annotations
 
 import inspect
+import threading
 from typing import Any
 
 _applied = False
+#: the emulator's server serves one request at a time, but moto in-process (the tests'
+#: mock_aws) is called from several threads at once (a list page queries its shards in
+#: parallel): the partitions, the marks and the candidates of a query are guarded by this
+_lock = threading.RLock()
 
 #: the attribute on a moto Table that holds its index partitions (see _State)
 STATE = "_local_query_index"
@@ -51,9 +56,10 @@ def _state(table: Any) -> _State:
 
 def mark(table: Any, hash_value: Any, range_value: Any) -> None:
     """An item was (or may have been) written: file it again before the next index query."""
-    state = table.__dict__.get(STATE)
-    if state is not None and state.dirty is not None:
-        state.dirty.add((hash_value, range_value if table.range_key_attr else None))
+    with _lock:
+        state = table.__dict__.get(STATE)
+        if state is not None and state.dirty is not None:
+            state.dirty.add((hash_value, range_value if table.range_key_attr else None))
 
 
 def _live_items(table: Any) -> dict:
@@ -149,7 +155,7 @@ def apply() -> None:
     all_items = Table.all_items
 
     def narrowed_all_items(self: Any) -> list:
-        candidates = self.__dict__.get(CANDIDATES)
+        candidates = self.__dict__.get(CANDIDATES) if _lock._is_owned() else None  # type: ignore[attr-defined]
         if candidates is None:
             return all_items(self)
         return sorted(candidates, key=lambda x: (x.hash_key, x.range_key) if x.range_key else x.hash_key)
@@ -159,12 +165,13 @@ def apply() -> None:
 
     def narrowed_query(self: Any, *args: Any, **kwargs: Any) -> Any:
         given = signature.bind(self, *args, **kwargs).arguments
-        self.__dict__[CANDIDATES] = _candidates(
-            self, given.get("hash_key"), given.get("index_name"), given.get("hash_key_conditions"))
-        try:
-            return query(self, *args, **kwargs)
-        finally:
-            self.__dict__.pop(CANDIDATES, None)
+        with _lock:  # the candidates are the table's until this query is answered
+            self.__dict__[CANDIDATES] = _candidates(
+                self, given.get("hash_key"), given.get("index_name"), given.get("hash_key_conditions"))
+            try:
+                return query(self, *args, **kwargs)
+            finally:
+                self.__dict__.pop(CANDIDATES, None)
 
     put_item = Table.put_item
 
@@ -197,7 +204,8 @@ def _mark_attrs(table: Any, attrs: dict) -> None:
         hash_value = DynamoType(attrs[table.hash_key_attr])
         range_value = DynamoType(attrs[table.range_key_attr]) if table.range_key_attr else None
     except (KeyError, TypeError):
-        _state(table).dirty = None  # an item moto refused, or an unexpected shape: file everything again
+        with _lock:
+            _state(table).dirty = None  # an item moto refused, or an unexpected shape: file everything again
         return
     mark(table, hash_value, range_value)
 

@@ -451,3 +451,34 @@ def test_nothing_is_faulted_before_the_stack_is_armed(start_emulator):
     emulator.faults.armed = True
     with pytest.raises(ClientError):
         client.put_item(TableName=table, Item=item("b"))
+
+
+def test_queries_from_many_threads_at_once_each_get_their_own_partition(table, aws):
+    """moto in-process (the tests' mock_aws) is called from several threads at once, as a list
+    page queries its shards in parallel: each query must get its own partition's items."""
+    client = aws["dynamodb"]
+    per = 40  # items a partition: a query long enough for the threads to interleave
+    for p in range(8):
+        for k in range(per):
+            client.put_item(TableName=table, Item={"pk": {"S": f"P{p}"}, "sk": {"S": f"JOB#{k:02}"}, "id": {"S": f"P{p}-{k:02}"},
+                                                   "act_pk": {"S": f"A{p}"}, "pad": {"S": "x" * 500}})
+    wrong: list = []
+
+    def ask(p: int) -> None:
+        for i in range(16):
+            if i % 2:
+                items = client.query(TableName=table, KeyConditionExpression="pk = :p",
+                                     ExpressionAttributeValues={":p": {"S": f"P{p}"}})["Items"]
+            else:
+                items = client.query(TableName=table, IndexName="active", KeyConditionExpression="act_pk = :a",
+                                     ExpressionAttributeValues={":a": {"S": f"A{p}"}})["Items"]
+            got = sorted(item["id"]["S"] for item in items)
+            if got != [f"P{p}-{k:02}" for k in range(per)]:
+                wrong.append((p, got))
+
+    threads = [threading.Thread(target=ask, args=(p,)) for p in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not wrong, wrong[:3]
