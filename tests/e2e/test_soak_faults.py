@@ -906,10 +906,20 @@ def test_every_webhook_is_delivered_or_dead_lettered(soak, receiver, queues):
     webhook-id, or its event is in the dead-letter queue, and only receivers that never accept
     (down, reset, trickle, unresolvable) are dead-lettered."""
     expected = with_callback(soak)
-    letters = settled_webhooks(soak, receiver, queues, expected, f"{len(expected)} webhooks to be delivered or dead-lettered")
-    never = {"down", "reset", "trickle", "unresolvable"}
-    problems, outcome = check_deliveries(soak, receiver, expected, letters, dead_allowed=lambda t: t in never)
-    report(soak, webhooks=dict(outcome), dead_letters=sum(len(v) for v in letters.values()))
+    try:
+        letters = settled_webhooks(soak, receiver, queues, expected, f"{len(expected)} webhooks to be delivered or dead-lettered")
+        never = {"down", "reset", "trickle", "unresolvable"}
+        problems, outcome = check_deliveries(soak, receiver, expected, letters, dead_allowed=lambda t: t in never)
+        report(soak, webhooks=dict(outcome), dead_letters=sum(len(v) for v in letters.values()))
+    finally:
+        # for a failed run, where a lost webhook may be: a stream batch the callbacks function
+        # gave up on (its shard and sequence numbers, for jobsvc.redrive --stream-failures)
+        failures = queues.sqs.get_queue_url(QueueName="StreamFailureQueue")["QueueUrl"]
+        peeked = queues.sqs.receive_message(QueueUrl=failures, MaxNumberOfMessages=10, VisibilityTimeout=0).get("Messages", [])
+        report(soak, stream_failures={
+            "depth": queues.depth(failures), "messages": [m["Body"][:2000] for m in peeked],
+            "given_up": [line.rstrip() for line in soak.stack["output"] if ": skipping " in line][:20],
+        })
     assert not problems, f"{len(problems)} problems:\n" + "\n".join(problems[:60])
 
 
