@@ -25,13 +25,13 @@ from typing import Any
 _applied = False
 #: the emulator's server serves one request at a time, but moto in-process (the tests'
 #: mock_aws) is called from several threads at once (a list page queries its shards in
-#: parallel): the partitions, the marks and the candidates of a query are guarded by this
+#: parallel): the partitions and the marks are guarded by this, and the candidates of the
+#: query a thread is answering are that thread's own
 _lock = threading.RLock()
+_answering = threading.local()  # .query: (table, candidates) while a query runs, else None
 
 #: the attribute on a moto Table that holds its index partitions (see _State)
 STATE = "_local_query_index"
-#: set on a Table for one query: the items moto's query should consider (see all_items)
-CANDIDATES = "_local_query_candidates"
 #: set on a Table by consistency.py while a read sees a past view: (live items, keys written since)
 VIEW = "_local_view"
 
@@ -155,8 +155,10 @@ def apply() -> None:
     all_items = Table.all_items
 
     def narrowed_all_items(self: Any) -> list:
-        candidates = self.__dict__.get(CANDIDATES) if _lock._is_owned() else None  # type: ignore[attr-defined]
-        if candidates is None:
+        """The items moto's query considers: the candidates of the query this thread is
+        answering on this table; everything otherwise (a scan, an unusual query)."""
+        table, candidates = getattr(_answering, "query", None) or (None, None)
+        if table is not self or candidates is None:
             return all_items(self)
         return sorted(candidates, key=lambda x: (x.hash_key, x.range_key) if x.range_key else x.hash_key)
 
@@ -165,13 +167,13 @@ def apply() -> None:
 
     def narrowed_query(self: Any, *args: Any, **kwargs: Any) -> Any:
         given = signature.bind(self, *args, **kwargs).arguments
-        with _lock:  # the candidates are the table's until this query is answered
-            self.__dict__[CANDIDATES] = _candidates(
-                self, given.get("hash_key"), given.get("index_name"), given.get("hash_key_conditions"))
-            try:
-                return query(self, *args, **kwargs)
-            finally:
-                self.__dict__.pop(CANDIDATES, None)
+        with _lock:
+            candidates = _candidates(self, given.get("hash_key"), given.get("index_name"), given.get("hash_key_conditions"))
+        _answering.query = (self, candidates)
+        try:
+            return query(self, *args, **kwargs)
+        finally:
+            _answering.query = None
 
     put_item = Table.put_item
 
