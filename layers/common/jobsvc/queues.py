@@ -25,8 +25,13 @@ def reset_client() -> None:
     _client.cache_clear()
 
 
+def encode(message: dict) -> str:
+    """A message's body, as every sender of webhook tasks writes it."""
+    return json.dumps(message, separators=(",", ":"))
+
+
 def send(queue_url: str, message: dict, delay_seconds: int = 0) -> None:
     _client().send_message(
-        QueueUrl=queue_url, MessageBody=json.dumps(message, separators=(",", ":")),
+        QueueUrl=queue_url, MessageBody=encode(message),
         DelaySeconds=max(0, min(900, int(delay_seconds))),
     )

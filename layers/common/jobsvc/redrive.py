@@ -37,6 +37,15 @@ import time
 from typing import Any
 
 
+def _sent_before(sqs: Any, url: str, started_ms: int, count: int, visibility: int, **extra: Any) -> list[dict[str, Any]]:
+    """Up to ``count`` messages of ``url`` sent before ``started_ms`` (epoch ms): a run handles
+    only what was there when it started, so that one whose messages come back always ends (one
+    received and left out stays invisible for ``visibility`` seconds, until the next run)."""
+    received = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=count, WaitTimeSeconds=1,
+                                   VisibilityTimeout=visibility, AttributeNames=["SentTimestamp"], **extra).get("Messages", [])
+    return [m for m in received if int(m.get("Attributes", {}).get("SentTimestamp", 0)) <= started_ms]
+
+
 def redrive(sqs: Any, dlq_url: str, queue_url: str, limit: int | None = None) -> int:
     """Move up to ``limit`` messages (all when None) from ``dlq_url`` to ``queue_url``.
 
@@ -47,11 +56,7 @@ def redrive(sqs: Any, dlq_url: str, queue_url: str, limit: int | None = None) ->
     moved = 0
     while limit is None or moved < limit:
         batch = min(10, limit - moved) if limit is not None else 10
-        received = sqs.receive_message(QueueUrl=dlq_url, MaxNumberOfMessages=batch, WaitTimeSeconds=1,
-                                       VisibilityTimeout=60, MessageAttributeNames=["All"],
-                                       AttributeNames=["SentTimestamp"]).get("Messages", [])
-        messages = [m for m in received if int(m.get("Attributes", {}).get("SentTimestamp", 0)) < started_ms]
-        # (one that came back stays invisible for a minute, then waits for the next run)
+        messages = _sent_before(sqs, dlq_url, started_ms, batch, 60, MessageAttributeNames=["All"])
         if not messages:
             return moved
         entries = [{"Id": str(i), "MessageBody": m["Body"]} for i, m in enumerate(messages)]
@@ -110,7 +115,7 @@ def stream_records(streams: Any, batch: dict[str, Any]) -> list[dict[str, Any]]:
 def replay_batch(sqs: Any, queue_url: str, function_arn: str, records: list[dict[str, Any]]) -> int:
     """Do for ``records`` what the function that gave them up would have done; returns how
     many webhooks were queued (callbacks) or records projected (projector)."""
-    from . import webhooks
+    from . import queues, webhooks
 
     if CALLBACKS in function_arn:
         queued = 0
@@ -118,7 +123,7 @@ def replay_batch(sqs: Any, queue_url: str, function_arn: str, records: list[dict
             data = record.get("dynamodb", {})
             task = webhooks.task_from_stream(data.get("OldImage"), data.get("NewImage"))
             if task is not None:
-                sqs.send_message(QueueUrl=queue_url, MessageBody=json.dumps(task.message(), separators=(",", ":")))
+                sqs.send_message(QueueUrl=queue_url, MessageBody=queues.encode(task.message()))
                 queued += 1
         return queued
     if PROJECTOR in function_arn:
@@ -137,9 +142,7 @@ def replay_stream_failures(sqs: Any, streams: Any, failures_url: str, queue_url:
     started_ms = int(time.time() * 1000)
     done: dict[str, Any] = {"batches": 0, "records": 0, "replayed": 0, "unreplayable": []}
     while True:
-        received = sqs.receive_message(QueueUrl=failures_url, MaxNumberOfMessages=10, WaitTimeSeconds=1,
-                                       VisibilityTimeout=300, AttributeNames=["SentTimestamp"]).get("Messages", [])
-        messages = [m for m in received if int(m.get("Attributes", {}).get("SentTimestamp", 0)) <= started_ms]
+        messages = _sent_before(sqs, failures_url, started_ms, 10, 300)
         if not messages:
             return done
         for message in messages:
