@@ -40,6 +40,9 @@ from typing import Any, Callable
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "layers" / "common")]
 N = int(os.environ.get("BENCH_LIFECYCLES", "200"))
+#: lifecycles run first and not counted: they start the functions' instances (an instance's start
+#: is paid once per instance, not per lifecycle: bench/cold_start.py measures it)
+WARM_UP = int(os.environ.get("BENCH_WARM_UP", "32"))
 HOTKEY_OPS = int(os.environ.get("BENCH_HOTKEY_OPS", "2400"))
 
 #: us-east-1 list prices, on-demand, as published on the AWS pricing pages (read 2026-11-29):
@@ -205,8 +208,8 @@ class Usage:
     gb_seconds: dict = field(default_factory=dict)
     #: CPU seconds the instances spent in handlers, by function
     cpu: dict = field(default_factory=dict)
-    #: the AWS estimate of GB-seconds (see FULL_VCPU_MB)
-    aws_gb_seconds: float = 0.0
+    #: the AWS estimate of GB-seconds (see FULL_VCPU_MB), by what it is spent on
+    aws_gb: dict = field(default_factory=dict)
     webhook_posts: int = 0
     wru_table: float = 0
     wru_index: dict = field(default_factory=dict)
@@ -326,12 +329,15 @@ def measure(stack: Any, stream: StreamReader, memory: dict, indexes: list, work:
     u.cpu = {name: f.cpu_seconds - cpu_before[name] for name, f in stack.functions.items() if f.cpu_seconds > cpu_before[name]}
     u.webhook_posts = webhook_posts
     waits = sum(1 for c in calls if not c.stack and c.service in ("dynamodb", "sqs")) * AWS_REQUEST_SECONDS
-    u.aws_gb_seconds = (
-        sum(cpu * max(1.0, FULL_VCPU_MB / memory[name]) * memory[name] / 1024 for name, cpu in u.cpu.items())
-        + waits * memory["ApiFunction"] / 1024
-        + webhook_posts * WEBHOOK_POST_SECONDS * memory["CallbacksFunction"] / 1024
-    )
+    u.aws_gb = {f"{name.removesuffix('Function')} CPU": cpu * max(1.0, FULL_VCPU_MB / memory[name]) * memory[name] / 1024
+                for name, cpu in u.cpu.items()}
+    u.aws_gb["waiting on DynamoDB/SQS"] = waits * memory["ApiFunction"] / 1024
+    u.aws_gb["waiting on webhook POSTs"] = webhook_posts * WEBHOOK_POST_SECONDS * memory["CallbacksFunction"] / 1024
     return u
+
+
+def aws_gb_seconds(u: Usage) -> float:
+    return sum(u.aws_gb.values())
 
 
 def parallel(fn: Callable[[int], Any], n: int, workers: int = 8) -> list[Any]:
@@ -339,14 +345,15 @@ def parallel(fn: Callable[[int], Any], n: int, workers: int = 8) -> list[Any]:
         return list(pool.map(fn, range(n)))
 
 
-def lifecycle_table(stack: Any, session: Any, receiver: Any, memory: dict, indexes: list, stream: StreamReader) -> dict[str, Usage]:
+def lifecycle_table(stack: Any, session: Any, receiver: Any, memory: dict, indexes: list, stream: StreamReader,
+                    n: int = N, tag: str = "cost") -> dict[str, Usage]:
     url = stack.url
     metadata = {"payload": "m" * 1000}  # 1 KB of metadata
-    ids: list[str] = [""] * N
+    ids: list[str] = [""] * n
     steps: dict[str, Usage] = {}
 
     def create(i: int) -> None:
-        r = session.post(f"{url}/v1/jobs", json={"status": "created", "callback_url": receiver.url(f"/cost-{i}"),
+        r = session.post(f"{url}/v1/jobs", json={"status": "created", "callback_url": receiver.url(f"/{tag}-{i}"),
                                                   "metadata": metadata, "heartbeat_timeout_seconds": 300})
         assert r.status_code == 201, r.text
         ids[i] = r.json()["id"]
@@ -356,14 +363,14 @@ def lifecycle_table(stack: Any, session: Any, receiver: Any, memory: dict, index
             def one(i: int) -> None:
                 r = session.patch(f"{url}/v1/jobs/{ids[i]}", json=body(i))
                 assert r.status_code == 200, r.text
-            parallel(one, N)
+            parallel(one, n)
         return run
 
     def delivered() -> None:
-        receiver.wait_for(lambda: all(receiver.to(f"/cost-{i}") for i in range(N)), timeout=300)
+        receiver.wait_for(lambda: all(receiver.to(f"/{tag}-{i}") for i in range(n)), timeout=300)
         wait_quiet()
 
-    steps["create"] = measure(stack, stream, memory, indexes, lambda: parallel(create, N))
+    steps["create"] = measure(stack, stream, memory, indexes, lambda: parallel(create, n))
     steps["-> pending"] = measure(stack, stream, memory, indexes, patch(lambda i: {"status": "pending"}))
     steps["-> running"] = measure(stack, stream, memory, indexes, patch(lambda i: {"status": "running"}))
     steps["heartbeat 1"] = measure(stack, stream, memory, indexes, patch(lambda i: {"metadata": {"step": 1}}))
@@ -371,9 +378,9 @@ def lifecycle_table(stack: Any, session: Any, receiver: Any, memory: dict, index
     steps["-> completed + webhook"] = measure(
         stack, stream, memory, indexes,
         patch(lambda i: {"status": "completed", "ttft_ns": 120_000_000, "total_duration_ns": 900_000_000}), delivered,
-        webhook_posts=N,
+        webhook_posts=n,
     )
-    assert all(len(receiver.to(f"/cost-{i}")) == 1 for i in range(N)), "every webhook delivered once"
+    assert all(len(receiver.to(f"/{tag}-{i}")) == 1 for i in range(n)), "every webhook delivered once"
     return steps
 
 
@@ -501,6 +508,8 @@ def main() -> None:
             session.headers["Authorization"] = f"Bearer {key.key}"
             session.mount("http://", requests.adapters.HTTPAdapter(pool_maxsize=16))
             stream = StreamReader(stack.emulator)
+            if WARM_UP:
+                lifecycle_table(stack, session, receiver, memory, indexes, stream, n=WARM_UP, tag="warm-up")
             steps = lifecycle_table(stack, session, receiver, memory, indexes, stream)
             batch = batch_usage(stack, session, receiver, memory, indexes, stream)
             operations = per_operation(stack, session)
@@ -530,13 +539,18 @@ def report(steps: dict[str, Usage], batch: Usage, operations: list, of_org: dict
     for service, dollars in per_service.items():
         print(f"  {service:18} {dollars * scale:7.2f}")
     # the same with the AWS estimate of Lambda duration in place of this machine's wall time
-    aws_duration = sum(u.aws_gb_seconds for u in steps.values()) * PRICES["lambda_gb_second"] * scale
+    aws_duration = sum(aws_gb_seconds(u) for u in steps.values()) * PRICES["lambda_gb_second"] * scale
     local_duration = per_service["Lambda duration"] * scale
     print(f"\nin AWS (estimate): Lambda duration ${aws_duration:.2f} instead of ${local_duration:.2f} "
-          f"({sum(u.aws_gb_seconds for u in steps.values()) / N:.4f} GB-s a lifecycle: CPU time measured in the "
+          f"({sum(aws_gb_seconds(u) for u in steps.values()) / N:.4f} GB-s a lifecycle: CPU time measured in the "
           f"instances x {FULL_VCPU_MB} MB / memory, + {1000 * AWS_REQUEST_SECONDS:.0f} ms a DynamoDB/SQS request, "
           f"+ {1000 * WEBHOOK_POST_SECONDS:.0f} ms a webhook POST)")
     print(f"  total in AWS (estimate): ${totals['cost'] - local_duration + aws_duration:.2f} per 1M lifecycles")
+    spent: Counter = Counter()
+    for u in steps.values():
+        spent.update(u.aws_gb)
+    print("  the estimated duration by what it is spent on, $ per 1M lifecycles: " + ", ".join(
+        f"{what} {gb * PRICES['lambda_gb_second'] * scale:.2f}" for what, gb in spent.most_common()))
     cpu: Counter = Counter()
     calls: Counter = Counter()
     for u in steps.values():

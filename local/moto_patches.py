@@ -17,7 +17,8 @@ stream record for that operation": Developer Guide, "Change data capture for Dyn
 moto does not have at all; both are off unless the emulator's settings turn them on.
 
 4. A query reads one partition of the table or of an index, not the whole table (query_index.py),
-and an answer's items are serialized as the JSON they already are (fast_serialize.py).
+an answer's items are serialized as the JSON they already are (fast_serialize.py), and an
+expression is parsed once, not twice a request (fast_parse.py).
 """
 from __future__ import annotations
 
@@ -44,7 +45,7 @@ def apply() -> None:
     from moto.dynamodb.models.dynamo_type import DynamoType
     from moto.dynamodb.models.table import StreamShard
 
-    from . import conflicts, consistency, fast_serialize, query_index
+    from . import conflicts, consistency, fast_parse, fast_serialize, query_index
 
     def item_key(table: Any, op_type: str, op: dict) -> dict:
         if op_type != "Put":
@@ -178,4 +179,5 @@ def apply() -> None:
     consistency.apply()
     query_index.apply()  # last: it marks the items every other UpdateItem wrapper may change
     fast_serialize.apply()
+    fast_parse.apply()
     _applied = True

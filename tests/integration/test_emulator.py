@@ -343,6 +343,68 @@ def test_answers_are_the_same_with_the_fast_serializer_as_with_motos_own(start_e
     assert fast[0]["Item"]["m"] == kinds["m"] and fast[0]["Item"]["bin"] == kinds["bin"]
 
 
+def test_writes_conditions_and_refusals_are_the_same_with_expressions_parsed_once(start_emulator):
+    """fast_parse.py keeps parsed expressions and skips moto's checks a tree has passed: the
+    same writes, run twice over (so the second round meets what the first kept), answer and
+    refuse exactly as with moto parsing every time, and leave the same items."""
+    from botocore.exceptions import ClientError
+
+    from local import fast_parse
+
+    emulator = start_emulator()
+    client = raw_client("dynamodb", emulator.endpoint_url)
+    key = {"pk": {"S": "p"}, "sk": {"S": "k"}}
+    set_two = "SET #a = :a, #m.#k = :v"
+    requests = [
+        dict(UpdateExpression=set_two, ExpressionAttributeNames={"#a": "a", "#m": "m", "#k": "x"},
+             ExpressionAttributeValues={":a": {"N": "1"}, ":v": {"S": "one"}}, ConditionExpression="attribute_exists(pk)"),
+        # the same tree with other names: one of them is now the key (refused), or overlapping (refused)
+        dict(UpdateExpression=set_two, ExpressionAttributeNames={"#a": "sk", "#m": "m", "#k": "x"},
+             ExpressionAttributeValues={":a": {"S": "moved"}, ":v": {"S": "two"}}),
+        dict(UpdateExpression=set_two, ExpressionAttributeNames={"#a": "m", "#m": "m", "#k": "x"},
+             ExpressionAttributeValues={":a": {"S": "m"}, ":v": {"S": "three"}}),
+        dict(UpdateExpression="SET a = :a SET b = :b", ExpressionAttributeValues={":a": {"N": "1"}, ":b": {"N": "2"}}),
+        dict(UpdateExpression="ADD #a :n", ExpressionAttributeNames={"#a": "a"}, ExpressionAttributeValues={":n": {"N": "5"}, ":lim": {"N": "3"}},
+             ConditionExpression="#a < :lim", ReturnValuesOnConditionCheckFailure="ALL_OLD"),
+        # the same condition text with values that make it fail, then pass
+        dict(UpdateExpression="ADD #a :n", ExpressionAttributeNames={"#a": "a"}, ExpressionAttributeValues={":n": {"N": "5"}, ":lim": {"N": "0"}},
+             ConditionExpression="#a < :lim", ReturnValuesOnConditionCheckFailure="ALL_OLD"),
+        dict(UpdateExpression="ADD #a :n", ExpressionAttributeNames={"#a": "a"}, ExpressionAttributeValues={":n": {"N": "5"}, ":lim": {"N": "100"}},
+             ConditionExpression="#a < :lim", ReturnValuesOnConditionCheckFailure="ALL_OLD"),
+        dict(UpdateExpression="ADD #m :n", ExpressionAttributeNames={"#m": "m"}, ExpressionAttributeValues={":n": {"N": "1"}}),
+        dict(UpdateExpression="SET #h = if_not_exists(#h, :z) + :one REMOVE #g", ExpressionAttributeNames={"#h": "h", "#g": "g"},
+             ExpressionAttributeValues={":z": {"N": "0"}, ":one": {"N": "1"}}),
+        dict(UpdateExpression="SET #s = :s", ExpressionAttributeNames={"#s": "status"}, ExpressionAttributeValues={":s": {"S": "done"}, ":x": {"S": "y"}},
+             ConditionExpression="#s IN (:x)"),
+    ]
+
+    def run(table: str) -> list:
+        client.put_item(TableName=table, Item={**key, "m": {"M": {}}, "a": {"N": "0"}, "g": {"S": "gone"}})
+        answers = []
+        for _ in range(2):
+            for request in requests:
+                try:
+                    answer = client.update_item(TableName=table, Key=key, ReturnValues="ALL_NEW", **request)
+                    answer.pop("ResponseMetadata")
+                    answer.pop("ConsumedCapacity", None)
+                    answers.append(answer)
+                except ClientError as error:
+                    answers.append((error.response["Error"], error.response.get("Item")))
+        answers.append(client.scan(TableName=table)["Items"])
+        return answers
+
+    fast = run(create_table(client, stream=False))
+    fast_parse.enabled = False
+    try:
+        slow = run(create_table(client, stream=False))
+    finally:
+        fast_parse.enabled = True
+    assert fast == slow
+    refused = [a for a in fast if isinstance(a, tuple)]
+    assert {e["Code"] for e, _ in refused} == {"ValidationException", "ConditionalCheckFailedException"}
+    assert len(refused) >= 10 and fast[-1][0]["a"] == {"N": "11"}
+
+
 # ---- streams -----------------------------------------------------------------------------------
 
 

@@ -1,0 +1,192 @@
+"""Expressions parsed once, and the service of a request found without listing moto's files.
+
+For every UpdateItem moto parses the ``UpdateExpression`` twice (once to find the
+placeholders it uses, once to apply it) and the ``ConditionExpression`` twice, and for every
+request it lists moto's package directory, once per backend it compares, to find which
+service a request is for. On this 2-core machine that was most of an UpdateItem's time in
+the emulator, which serves one request at a time.
+
+- An update expression's syntax tree depends on the text only, and moto never changes the
+  tree it parses (its validator works on a deep copy): the tree is kept per text, with the
+  placeholders found in it. moto's first three checks of a tree (how many clauses of each
+  kind, overlapping paths, no key attribute updated) depend on the tree, the names and the
+  table's keys only, and change nothing: once passed, they are not run again for the same.
+- A condition's parse depends on the text, the names and the values; the parse of the same
+  three is kept for the next few requests (the second parse of a request finds the first).
+  moto's operators (``Op``) are evaluated against an item and hold no state of their own.
+- The validator's copy of a tree is made from the tree's pickle (made once), not by
+  ``copy.deepcopy``, which walks it object by object.
+- The list of moto's service modules, and each handler class's method names, are read once.
+
+Nothing here changes an answer: ``tests/integration/test_emulator.py`` runs the same writes,
+conditions and errors with and without it.
+"""
+from __future__ import annotations
+
+import json
+import pickle
+from collections import OrderedDict
+from typing import Any
+
+_applied = False
+#: off: moto parses every time (the comparison test turns it off and on)
+enabled = True
+UPDATE_TREES = 1024
+CONDITIONS = 64
+
+
+def apply() -> None:
+    global _applied
+    if _applied:
+        return
+    from moto import backends
+    from moto.dynamodb import comparisons
+    from moto.dynamodb import models, responses
+    from moto.dynamodb.parsing import expressions
+
+    modules = tuple(backends.list_of_moto_modules())
+    list_modules = backends.list_of_moto_modules
+
+    def cached_modules() -> Any:
+        return modules if enabled else list_modules()
+
+    backends.list_of_moto_modules = cached_modules  # type: ignore[assignment]
+
+    from moto.core import responses as core_responses
+
+    method_names = core_responses.method_names_from_class
+    names_of: dict[type, list[str]] = {}
+
+    def cached_method_names(clazz: Any) -> list[str]:
+        if not enabled:
+            return method_names(clazz)
+        if clazz not in names_of:
+            names_of[clazz] = method_names(clazz)
+        return list(names_of[clazz])
+
+    core_responses.method_names_from_class = cached_method_names
+
+    parser = expressions.UpdateExpressionParser
+    make = parser.make.__func__  # type: ignore[attr-defined]
+    trees: OrderedDict[str, Any] = OrderedDict()
+
+    def cached_make(cls: Any, expression: str) -> Any:
+        if not enabled:
+            return make(cls, expression)
+        tree = trees.get(expression)
+        if tree is None:
+            tree = make(cls, expression)  # a syntax error raises, and nothing is kept
+            trees[expression] = tree
+            if len(trees) > UPDATE_TREES:
+                trees.popitem(last=False)
+        return tree
+
+    parser.make = classmethod(cached_make)  # type: ignore[assignment]
+
+    from moto.dynamodb.parsing.ast_nodes import Node
+    from moto.dynamodb.parsing.validators import (
+        ActionCountValidator,
+        OverlappingPathsValidator,
+        UpdateExpressionValidator,
+        UpdateHashRangeKeyValidator,
+    )
+
+    find_clauses = Node.find_clauses
+    found_in: dict[tuple, list] = {}
+
+    def cached_find_clauses(self: Any, kinds: Any) -> Any:
+        if not enabled or trees.get(getattr(self, "_fast_parse_text", None)) is not self:
+            return find_clauses(self, kinds)
+        key = (self._fast_parse_text, tuple(kinds))
+        if key not in found_in:
+            found_in[key] = find_clauses(self, kinds)
+            if len(found_in) > 2 * UPDATE_TREES:
+                found_in.clear()
+        return list(found_in[key])
+
+    Node.find_clauses = cached_find_clauses  # type: ignore[method-assign]
+
+    def remembered_make(cls: Any, expression: str) -> Any:
+        tree = cached_make(cls, expression)
+        if enabled:
+            tree._fast_parse_text = expression
+        return tree
+
+    parser.make = classmethod(remembered_make)  # type: ignore[assignment]
+
+    STATIC = (ActionCountValidator, OverlappingPathsValidator, UpdateHashRangeKeyValidator)
+    passed: set[tuple] = set()
+    init, validate = UpdateExpressionValidator.__init__, UpdateExpressionValidator.validate
+
+    def static_key_ok(expression: Any) -> bool:
+        text = getattr(expression, "_fast_parse_text", None)
+        return enabled and text is not None and trees.get(text) is expression
+
+    def static_key(validator: Any, expression: Any) -> tuple | None:
+        if not static_key_ok(expression):
+            return None
+        text = expression._fast_parse_text
+        return (text, json.dumps(validator.expression_attribute_names, sort_keys=True),
+                validator.table.name, tuple(validator.table.table_key_attrs))
+
+    def quick_init(self: Any, expression: Any, expression_attribute_names: Any, expression_attribute_values: Any,
+                   item: Any, table: Any) -> None:
+        if static_key_ok(expression):
+            # Validator.__init__, with the copy made from the tree's pickle
+            self.expression_attribute_names = expression_attribute_names
+            self.expression_attribute_values = expression_attribute_values
+            self.item = item
+            self.table = table
+            self.processors = self.get_ast_processors()
+            pickled = getattr(expression, "_fast_parse_pickle", None)
+            if pickled is None:
+                pickled = expression._fast_parse_pickle = pickle.dumps(expression, pickle.HIGHEST_PROTOCOL)
+            self.node_to_validate = pickle.loads(pickled)
+        else:
+            init(self, expression, expression_attribute_names, expression_attribute_values, item, table)
+        self._fast_parse_key = static_key(self, expression)
+        if self._fast_parse_key in passed:
+            self.processors = [p for p in self.processors if not isinstance(p, STATIC)]
+
+    def remembering_validate(self: Any) -> Any:
+        node = validate(self)  # raises when a check fails: nothing is remembered
+        if self._fast_parse_key is not None:
+            passed.add(self._fast_parse_key)
+            if len(passed) > 4 * UPDATE_TREES:
+                passed.clear()
+        return node
+
+    UpdateExpressionValidator.__init__ = quick_init  # type: ignore[method-assign]
+    UpdateExpressionValidator.validate = remembering_validate  # type: ignore[method-assign]
+
+    base = comparisons.ConditionExpressionParser
+    parses: OrderedDict[tuple, tuple] = OrderedDict()
+
+    class CachedConditionParser(base):  # type: ignore[misc, valid-type]
+        def parse(self) -> Any:
+            if not enabled or not self.condition_expression:
+                return super().parse()
+            key = (self.condition_expression,
+                   json.dumps(self.expression_attribute_names, sort_keys=True),
+                   json.dumps(self.expression_attribute_values, sort_keys=True))
+            found = parses.get(key)
+            if found is None:
+                op = super().parse()
+                found = (op, list(self.expr_attr_names_found), list(self.expr_attr_values_found))
+                parses[key] = found
+                if len(parses) > CONDITIONS:
+                    parses.popitem(last=False)
+                return op
+            op, names, values = found
+            self.expr_attr_names_found.extend(names)
+            self.expr_attr_values_found.extend(values)
+            return op
+
+    def create_parser(expr: Any, names: Any, values: Any) -> Any:
+        return CachedConditionParser(expr, names, values)
+
+    comparisons.create_condition_expression_parser = create_parser
+    for module in (models, responses):
+        if hasattr(module, "create_condition_expression_parser"):
+            module.create_condition_expression_parser = create_parser
+    _applied = True
