@@ -263,7 +263,14 @@ def test_queries_of_the_table_and_its_index_answer_what_a_scan_of_the_whole_tabl
                 assert exc.response["Error"]["Code"] == "TransactionCanceledException"
 
     def found(**kwargs) -> list:
-        items = client.query(TableName=table, **kwargs)["Items"]
+        """Every page's items (pages of 3 when ``Limit`` is given)."""
+        items, start = [], {}
+        while True:
+            page = client.query(TableName=table, **kwargs, **start)
+            items += page["Items"]
+            if "LastEvaluatedKey" not in page:
+                break
+            start = {"ExclusiveStartKey": page["LastEvaluatedKey"]}
         return sorted((i["pk"]["S"], i["sk"]["S"], i["v"]["S"] if "v" in i else None) for i in items)
 
     def check() -> None:
@@ -278,6 +285,16 @@ def test_queries_of_the_table_and_its_index_answer_what_a_scan_of_the_whole_tabl
         for p in ("p", "q"):
             assert found(KeyConditionExpression="pk = :p", ExpressionAttributeValues={":p": {"S": p}}) \
                 == expected(lambda i: i["pk"] == {"S": p})
+            # sort key conditions (the candidates are narrowed by them too), paged
+            assert found(KeyConditionExpression="pk = :p AND sk BETWEEN :a AND :b", Limit=3,
+                         ExpressionAttributeValues={":p": {"S": p}, ":a": {"S": "s12"}, ":b": {"S": "s25"}}) \
+                == expected(lambda i: i["pk"] == {"S": p} and "s12" <= i["sk"]["S"] <= "s25")
+            assert found(KeyConditionExpression="pk = :p AND begins_with(sk, :x)", ScanIndexForward=False,
+                         ExpressionAttributeValues={":p": {"S": p}, ":x": {"S": "s1"}}) \
+                == expected(lambda i: i["pk"] == {"S": p} and i["sk"]["S"].startswith("s1"))
+        assert found(IndexName="by-g", KeyConditionExpression="g = :g AND sk > :a", Limit=3,
+                     ExpressionAttributeValues={":g": {"S": "G"}, ":a": {"S": "s2"}}) \
+            == expected(lambda i: i.get("g") == {"S": "G"} and i["sk"]["S"] > "s2")
 
     for step in range(200):
         if step == 120:
