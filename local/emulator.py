@@ -78,7 +78,8 @@ class Emulator:
             def log_request(self, *args: Any, **kwargs: Any) -> None:
                 pass
 
-        app = faulting(_Serving(DomainDispatcherApplication(create_backend_app), self.behaviour), self.faults)
+        self._serving = _Serving(DomainDispatcherApplication(create_backend_app), self.behaviour)
+        app = faulting(self._serving, self.faults)
         self._server = make_server("127.0.0.1", 0, app, threaded=True, request_handler=QuietHandler)
         self._thread = threading.Thread(target=self._server.serve_forever, name="emulator", daemon=True)
         self._thread.start()
@@ -91,6 +92,24 @@ class Emulator:
             self._server.shutdown()
             self._server.server_close()
             self._server = None
+
+    def expired_keys(self, table_name: str, attribute: str, now: int) -> list[dict] | None:
+        """The keys of the items whose ``attribute`` is a number below ``now``, read from moto's
+        memory between two requests (a Scan of the whole table held every other request up for
+        a third of a second); None when the emulator is not embedded (the caller scans)."""
+        if self._server is None:
+            return None
+        from moto.core import DEFAULT_ACCOUNT_ID
+        from moto.dynamodb.models import dynamodb_backends
+
+        with self._serving.lock:
+            table = dynamodb_backends[DEFAULT_ACCOUNT_ID][REGION].get_table(table_name)
+            keys = []
+            for item in table.all_items():
+                value = item.attrs.get(attribute)
+                if value is not None and value.type == "N" and float(value.value) < now:
+                    keys.append({name: item.attrs[name].to_json() for name in table.table_key_attrs})
+            return keys
 
     def client(self, service: str, internal: bool = True) -> Any:
         """A boto3 client of the emulator; ``internal`` ones (the local stack's own: set-up, the

@@ -10,7 +10,7 @@ import sys
 import threading
 import time
 import traceback
-from typing import Any
+from typing import Any, Iterator
 
 
 class TtlReaper(threading.Thread):
@@ -34,23 +34,33 @@ class TtlReaper(threading.Thread):
             except Exception:  # keep going: the emulator may be stopping
                 traceback.print_exc(file=sys.stderr)
 
-    @staticmethod
-    def sweep(client: Any, table: str, attribute: str) -> int:
-        now = {"N": str(int(time.time()))}
+    def sweep(self, client: Any, table: str, attribute: str) -> int:
+        epoch = int(time.time())
+        now = {"N": str(epoch)}
         names = {"#ttl": attribute}
         deleted = 0
+        for key in self.expired(client, table, attribute, epoch):
+            try:
+                client.delete_item(TableName=table, Key=key, ConditionExpression="#ttl < :now",
+                                   ExpressionAttributeNames=names, ExpressionAttributeValues={":now": now})
+                deleted += 1
+            except client.exceptions.ConditionalCheckFailedException:
+                pass  # renewed meanwhile
+        return deleted
+
+    def expired(self, client: Any, table: str, attribute: str, epoch: int) -> Iterator[dict]:
+        """The keys of the expired items: from the embedded emulator's memory, or by a Scan."""
+        keys = self.emulator.expired_keys(table, attribute, epoch)
+        if keys is not None:
+            yield from keys
+            return
         start: dict | None = None
         while True:
             kwargs = {"ExclusiveStartKey": start} if start else {}
             page = client.scan(TableName=table, FilterExpression="#ttl < :now", ProjectionExpression="pk, sk",
-                               ExpressionAttributeNames=names, ExpressionAttributeValues={":now": now}, **kwargs)
-            for key in page.get("Items", []):
-                try:
-                    client.delete_item(TableName=table, Key=key, ConditionExpression="#ttl < :now",
-                                       ExpressionAttributeNames=names, ExpressionAttributeValues={":now": now})
-                    deleted += 1
-                except client.exceptions.ConditionalCheckFailedException:
-                    pass  # renewed meanwhile
+                               ExpressionAttributeNames={"#ttl": attribute},
+                               ExpressionAttributeValues={":now": {"N": str(epoch)}}, **kwargs)
+            yield from page.get("Items", [])
             start = page.get("LastEvaluatedKey")
             if not start:
-                return deleted
+                return
