@@ -24,6 +24,8 @@ import threading
 import time
 import traceback
 import uuid
+import zlib
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
 from typing import Any, Iterator
 
@@ -150,7 +152,14 @@ class StreamPump(Pump):
         self.bisect = bool(self.props.get("BisectBatchOnFunctionError", False))
         destination = ((self.props.get("DestinationConfig") or {}).get("OnFailure") or {}).get("Destination")
         self.on_failure_arn = destination
-        shards = self.streams.describe_stream(StreamArn=self.arn)["StreamDescription"]["Shards"]
+        #: batches of one shard invoked at once, each holding records of its own partition keys
+        #: (a key's records stay in order, in one lane)
+        self.parallelization = max(1, min(10, int(self.props.get("ParallelizationFactor", 1))))
+        self.lanes = ThreadPoolExecutor(self.parallelization, thread_name_prefix=f"{self.name}-lane") \
+            if self.parallelization > 1 else None
+        description = self.streams.describe_stream(StreamArn=self.arn)["StreamDescription"]
+        self.hash_key = next(k["AttributeName"] for k in description["KeySchema"] if k["KeyType"] == "HASH")
+        shards = description["Shards"]
         # the stack starts before any write, so reading from the start is what LATEST would give
         self.iterators = [
             (s["ShardId"], self.streams.get_shard_iterator(
@@ -165,10 +174,36 @@ class StreamPump(Pump):
             self.iterators[index] = (shard_id, response.get("NextShardIterator") or iterator)
             records = [self._lambda_record(r) for r in response.get("Records", [])]
             selected = [r for r in records if passes_filters(self.filters, r)]
-            for batch in self._batches(selected):
-                self._process(batch, shard_id)
+            lanes = self._lanes(selected)
+            if self.lanes is None or len(lanes) <= 1:
+                for lane in lanes:
+                    self._run_lane(lane, shard_id)
+            else:
+                for done in [self.lanes.submit(self._run_lane, lane, shard_id) for lane in lanes]:
+                    done.result()
             worked = worked or bool(records)
         return worked
+
+    def stop(self) -> None:
+        super().stop()
+        lanes = getattr(self, "lanes", None)
+        if lanes is not None:
+            lanes.shutdown(wait=False, cancel_futures=True)
+
+    def _lanes(self, records: list[dict]) -> list[list[dict]]:
+        """The records split by partition key over ParallelizationFactor lanes, each in order."""
+        if self.parallelization == 1:
+            return [records] if records else []
+        lanes: dict[int, list[dict]] = {}
+        for record in records:
+            key = json.dumps(record["dynamodb"]["Keys"].get(self.hash_key), sort_keys=True)
+            lane = zlib.crc32(key.encode()) % self.parallelization
+            lanes.setdefault(lane, []).append(record)
+        return list(lanes.values())
+
+    def _run_lane(self, records: list[dict], shard_id: str) -> None:
+        for batch in self._batches(records):
+            self._process(batch, shard_id)
 
     def _batches(self, records: list[dict]) -> Iterator[list[dict]]:
         """Up to BatchSize records, and never more than an invocation may carry (Lambda cuts a

@@ -111,6 +111,30 @@ def test_a_stream_batch_given_up_is_reported_in_lambdas_invocation_record_shape(
     assert sorted(covered) == sorted(sequence), "bisection isolates every record, each given up once"
 
 
+def test_a_parallelization_factor_runs_batches_of_one_shard_at_once_each_key_in_order(emulator, log, run):
+    """ParallelizationFactor: a shard's records are split by partition key over that many lanes,
+    invoked at once; one partition key's records are all in one lane, in stream order."""
+    dynamodb = emulator.client("dynamodb")
+    table = create_table(dynamodb, stream=True)
+    keys = [f"p{k}" for k in range(8)]
+    for i in range(6):
+        for pk in keys:
+            dynamodb.put_item(TableName=table, Item={"pk": {"S": pk}, "sk": {"S": f"{i:02d}"}})
+    arn = dynamodb.describe_table(TableName=table)["Table"]["LatestStreamArn"]
+    function = fixture_function("stream_timed", max_instances=4)
+    run(StreamPump(function, {"Stream": arn, "BatchSize": 4, "ParallelizationFactor": 4}, emulator, poll_seconds=0.05))
+    assert wait_until(lambda: sum(len(b["records"]) for b in read_log(log)) >= 48, timeout=90)
+    batches = read_log(log)
+    for pk in keys:  # each key's records in order, and all in one lane: never in two batches at once
+        mine = [b for b in batches if any(r[0] == pk for r in b["records"])]
+        assert [r[1] for b in sorted(mine, key=lambda b: b["started"]) for r in b["records"] if r[0] == pk] \
+            == [f"{i:02d}" for i in range(6)]
+        for a, b in zip(mine, mine[1:]):
+            assert a["ended"] <= b["started"] or b["ended"] <= a["started"]
+    overlapping = [(a, b) for a in batches for b in batches if a is not b and a["started"] < b["ended"] and b["started"] < a["ended"]]
+    assert overlapping, "batches of the one shard ran at once"
+
+
 def test_a_stream_batch_that_times_out_is_retried_and_bisected(emulator, log, run):
     props, sequence, url = stream_source(emulator, 3, MaximumRetryAttempts=2, BisectBatchOnFunctionError=True)
     # hangs on more than one record: only bisection down to single records gets through

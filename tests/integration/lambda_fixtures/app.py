@@ -93,3 +93,12 @@ def scheduled(event: dict, context: Any) -> None:
     succeed_on = int(os.environ.get("FIXTURE_SUCCEED_ON", "0"))
     if attempt != succeed_on:
         raise RuntimeError(f"attempt {attempt} fails")
+
+
+def stream_timed(event: dict, context: Any) -> None:
+    """Logs each batch's records (partition key, sort key) and when it started and ended; a
+    batch takes half a second, so batches invoked at once overlap."""
+    started = time.time()
+    time.sleep(0.5)
+    _log({"records": [[r["dynamodb"]["Keys"]["pk"]["S"], r["dynamodb"]["Keys"]["sk"]["S"]] for r in event["Records"]],
+          "started": started, "ended": time.time()})
