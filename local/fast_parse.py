@@ -2,8 +2,7 @@
 
 For every UpdateItem moto parses the ``UpdateExpression`` twice (once to find the
 placeholders it uses, once to apply it) and the ``ConditionExpression`` twice, and for every
-request it lists moto's package directory, once per backend it compares, to find which
-service a request is for. On this 2-core machine that was most of an UpdateItem's time in
+request it lists moto's package directory to find which service the request is for. On this 2-core machine that was most of an UpdateItem's time in
 the emulator, which serves one request at a time.
 
 - An update expression's syntax tree depends on the text only, and moto never changes the
@@ -13,16 +12,21 @@ the emulator, which serves one request at a time.
   table's keys only, and change nothing: once passed, they are not run again for the same.
 - A condition's parse depends on the text, the names and the values; the parse of the same
   three is kept for the next few requests (the second parse of a request finds the first).
-  moto's operators (``Op``) are evaluated against an item and hold no state of their own.
+  moto's operators (``Op``) are evaluated against an item; the values they hold are a
+  private copy, made when the parse is kept.
 - The validator's copy of a tree is made from the tree's pickle (made once), not by
   ``copy.deepcopy``, which walks it object by object.
 - The list of moto's service modules, and each handler class's method names, are read once.
 
 Nothing here changes an answer: ``tests/integration/test_emulator.py`` runs the same writes,
-conditions and errors with and without it.
+conditions and errors with and without it. The caches are plain dicts: the embedded emulator
+serves one request at a time; the integration tests' in-process moto may reach them from a
+few threads at once, which the interpreter lock keeps whole (each step reads or writes one
+entry, and a miss only parses again).
 """
 from __future__ import annotations
 
+import copy
 import json
 import pickle
 from collections import OrderedDict
@@ -98,11 +102,13 @@ def apply() -> None:
         if not enabled or trees.get(getattr(self, "_fast_parse_text", None)) is not self:
             return find_clauses(self, kinds)
         key = (self._fast_parse_text, tuple(kinds))
-        if key not in found_in:
-            found_in[key] = find_clauses(self, kinds)
-            if len(found_in) > 2 * UPDATE_TREES:
+        found = found_in.get(key)
+        if found is None:
+            found = find_clauses(self, kinds)
+            if len(found_in) >= 2 * UPDATE_TREES:
                 found_in.clear()
-        return list(found_in[key])
+            found_in[key] = found
+        return list(found)
 
     Node.find_clauses = cached_find_clauses  # type: ignore[method-assign]
 
@@ -171,6 +177,10 @@ def apply() -> None:
                    json.dumps(self.expression_attribute_values, sort_keys=True))
             found = parses.get(key)
             if found is None:
+                # parsed from a private copy of the values: moto's operators keep the values they
+                # were given, and a set value taken into an item by this request (SET #s = :set)
+                # would otherwise be the very list a later ADD changes in place
+                self.expression_attribute_values = copy.deepcopy(self.expression_attribute_values)
                 op = super().parse()
                 found = (op, list(self.expr_attr_names_found), list(self.expr_attr_values_found))
                 parses[key] = found

@@ -25,7 +25,7 @@ import time
 import traceback
 import uuid
 import zlib
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import CancelledError, ThreadPoolExecutor
 from datetime import datetime, timezone
 from typing import Any, Iterator
 
@@ -178,9 +178,13 @@ class StreamPump(Pump):
             if self.lanes is None or len(lanes) <= 1:
                 for lane in lanes:
                     self._run_lane(lane, shard_id)
-            else:
-                for done in [self.lanes.submit(self._run_lane, lane, shard_id) for lane in lanes]:
-                    done.result()
+            elif not self.stopping.is_set():
+                try:
+                    for done in [self.lanes.submit(self._run_lane, lane, shard_id) for lane in lanes]:
+                        done.result()
+                except (RuntimeError, CancelledError):
+                    if not self.stopping.is_set():  # the pool was shut down by stop(): nothing to say
+                        raise
             worked = worked or bool(records)
         return worked
 

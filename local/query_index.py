@@ -8,9 +8,10 @@ run took most of a core, and every list page, claim and sweep paid for the whole
 
 Here a query of the table starts from its one partition (``Table.items[hash key]``), and a
 query of an index from that index's partition, kept up to date as items are written: every
-write marks its item's key, and the next index query re-files only the marked items. moto
-then does everything else as before (the range condition, the order, the filter, the limits,
-the pages), on those candidates only, so its answers are unchanged.
+write marks its item's key, and the next index query re-files only the marked items. A
+query without ``Limit`` also drops the candidates outside its sort key condition (see
+``_in_range``). moto then does everything else as before (the range condition, the order,
+the filter, the limits, the pages), on those candidates only, so its answers are unchanged.
 
 Under ``LOCAL_INDEX_LAG_MS`` a read may see a view of the table as it was a moment ago
 (consistency.py): the index's partition is then completed with the items written within the
@@ -148,7 +149,10 @@ def _candidates(table: Any, hash_key: Any, index_name: str | None, hash_key_cond
 def _in_range(table: Any, candidates: list, given: dict) -> list:
     """The candidates whose sort key meets the query's sort key condition, tested as moto tests
     it (``DynamoType.compare``): moto weighs every candidate (its size, against the 1 MB page)
-    before it tests the condition, so a partition's other items cost every query their size."""
+    before it tests the condition, so a partition's other items cost every query their size.
+    Only for a query without ``Limit``: with one, moto answers a ``LastEvaluatedKey`` when an
+    item (in the range or not) follows the page's last, as DynamoDB stops after ``Limit``
+    items and answers one; narrowed, that item would be gone."""
     comparison, operands = given["range_comparison"], given.get("range_objs") or []
     conditions = given.get("range_key_conditions") or []
     if len(conditions) > 1:
@@ -189,7 +193,7 @@ def apply() -> None:
         given = signature.bind(self, *args, **kwargs).arguments
         with _lock:
             candidates = _candidates(self, given.get("hash_key"), given.get("index_name"), given.get("hash_key_conditions"))
-        if candidates is not None and given.get("range_comparison"):
+        if candidates is not None and given.get("range_comparison") and given.get("limit") is None:
             candidates = _in_range(self, candidates, given)
         _answering.query = (self, candidates)
         try:

@@ -54,6 +54,5 @@ def lambda_handler(event: dict, context: Any) -> dict:
     records = event.get("Records") or []
     if _pool is None:
         _pool = ThreadPoolExecutor(max_workers=settings().webhook_concurrency, thread_name_prefix="webhook")
-    with webhooks.one_read_of_each_secret():
-        failed = [identifier for identifier in _pool.map(_attempt, records) if identifier is not None]
+    failed = [identifier for identifier in _pool.map(_attempt, records) if identifier is not None]
     return {"batchItemFailures": [{"itemIdentifier": identifier} for identifier in failed]}

@@ -393,6 +393,16 @@ def test_writes_conditions_and_refusals_are_the_same_with_expressions_parsed_onc
              ExpressionAttributeValues={":z": {"N": "0"}, ":one": {"N": "1"}}),
         dict(UpdateExpression="SET #s = :s", ExpressionAttributeNames={"#s": "status"}, ExpressionAttributeValues={":s": {"S": "done"}, ":x": {"S": "y"}},
              ConditionExpression="#s IN (:x)"),
+        # a set value taken into the item, then grown in place by an ADD: the same condition,
+        # names and values again must see the request's set, not the item's grown one
+        dict(UpdateExpression="SET #t = :set", ExpressionAttributeNames={"#t": "tags"}, ExpressionAttributeValues={":set": {"SS": ["a"]}},
+             ConditionExpression="attribute_not_exists(#t) OR #t <> :set"),
+        dict(UpdateExpression="ADD #t :x", ExpressionAttributeNames={"#t": "tags"}, ExpressionAttributeValues={":x": {"SS": ["b"]}}),
+        dict(UpdateExpression="SET #t = :set", ExpressionAttributeNames={"#t": "tags"}, ExpressionAttributeValues={":set": {"SS": ["a"]}},
+             ConditionExpression="attribute_not_exists(#t) OR #t <> :set"),
+    ] + [  # more distinct expressions than the caches keep (made small below)
+        dict(UpdateExpression=f"SET #c{i} = :v", ExpressionAttributeNames={f"#c{i}": f"c{i % 3}"}, ExpressionAttributeValues={":v": {"N": str(i)}})
+        for i in range(12)
     ]
 
     def run(table: str) -> list:
@@ -410,7 +420,12 @@ def test_writes_conditions_and_refusals_are_the_same_with_expressions_parsed_onc
         answers.append(client.scan(TableName=table)["Items"])
         return answers
 
-    fast = run(create_table(client, stream=False))
+    sizes = fast_parse.UPDATE_TREES, fast_parse.CONDITIONS
+    fast_parse.UPDATE_TREES, fast_parse.CONDITIONS = 4, 4
+    try:
+        fast = run(create_table(client, stream=False))
+    finally:
+        fast_parse.UPDATE_TREES, fast_parse.CONDITIONS = sizes
     fast_parse.enabled = False
     try:
         slow = run(create_table(client, stream=False))
@@ -419,7 +434,24 @@ def test_writes_conditions_and_refusals_are_the_same_with_expressions_parsed_onc
     assert fast == slow
     refused = [a for a in fast if isinstance(a, tuple)]
     assert {e["Code"] for e, _ in refused} == {"ValidationException", "ConditionalCheckFailedException"}
-    assert len(refused) >= 10 and fast[-1][0]["a"] == {"N": "11"}
+    assert len(refused) >= 10 and fast[-1][0]["a"] == {"N": "11"} and fast[-1][0]["tags"] == {"SS": ["a"]}
+
+
+def test_a_page_that_stops_at_its_limit_answers_a_last_evaluated_key(start_emulator):
+    """As DynamoDB, a query that stops after ``Limit`` items answers a ``LastEvaluatedKey`` when
+    the partition goes on, even past the range; without ``Limit``, every match and no key."""
+    emulator = start_emulator()
+    client = raw_client("dynamodb", emulator.endpoint_url)
+    table = create_table(client)
+    for i in range(10):
+        client.put_item(TableName=table, Item={"pk": {"S": "p"}, "sk": {"S": f"s{i}"}})
+    ask = dict(TableName=table, KeyConditionExpression="pk = :p AND sk BETWEEN :a AND :b",
+               ExpressionAttributeValues={":p": {"S": "p"}, ":a": {"S": "s2"}, ":b": {"S": "s4"}})
+    page = client.query(**ask, Limit=3)
+    assert [i["sk"]["S"] for i in page["Items"]] == ["s2", "s3", "s4"]
+    assert page["LastEvaluatedKey"] == {"pk": {"S": "p"}, "sk": {"S": "s4"}}
+    whole = client.query(**ask)
+    assert [i["sk"]["S"] for i in whole["Items"]] == ["s2", "s3", "s4"] and "LastEvaluatedKey" not in whole
 
 
 def test_the_ttl_reaper_deletes_exactly_the_expired_items_of_the_embedded_emulator(start_emulator):
@@ -433,7 +465,7 @@ def test_the_ttl_reaper_deletes_exactly_the_expired_items_of_the_embedded_emulat
     table = create_table(client)
     now = int(time.time())
     ttls = {"past": {"N": str(now - 5)}, "future": {"N": str(now + 3600)}, "none": None,
-            "long-ago": {"N": "1"}}
+            "long-ago": {"N": str(now - 30 * 86400)}}
     for name, ttl in ttls.items():
         client.put_item(TableName=table, Item={"pk": {"S": "p"}, "sk": {"S": name}, **({"ttl": ttl} if ttl else {})})
     reaper = TtlReaper(emulator, {table: "ttl"}, period=60)

@@ -197,42 +197,6 @@ def test_callbacks_function_delivers_a_queued_retry(webhook_env, context):
     assert len(webhook_env.receiver.requests) == 1
 
 
-def test_a_batch_reads_its_organizations_secret_once_and_a_rotation_signs_the_next_batch(webhook_env, context):
-    """Five deliveries of one organization in one batch: one GetItem of its secret, not five.
-    After a rotation, the next batch is signed with the new secret and the previous one."""
-    from standardwebhooks.webhooks import Webhook
-
-    from jobsvc import jobs, webhooks
-    from jobsvc.auth import Actor
-    from jobsvc.schemas import JobCreate, JobUpdate
-
-    fn = load_function("callbacks")
-    actor = Actor("org-batch-secret", "user-b")
-    first = webhooks.get_secret(actor)["secret"]
-
-    def batch(count: int) -> dict:
-        ev = event("callbacks_sqs")
-        template = ev["Records"][0]
-        ev["Records"] = []
-        for i in range(count):
-            job, _ = jobs.create_job(actor, JobCreate(status="running", callback_url=webhook_env.receiver.url(f"/b{i}")))
-            job = jobs.update_job(actor, job["id"], JobUpdate(status="completed"))
-            ev["Records"].append({**template, "messageId": f"m{i}", "body": json.dumps(webhooks.task_for(job).message())})
-        return ev
-
-    ev = batch(5)
-    with count_dynamodb_requests() as calls:
-        assert fn.lambda_handler(ev, context) == {"batchItemFailures": []}
-    assert calls.count("GetItem") == 1 and calls.count("UpdateItem") == 10  # a claim and a record each
-    assert all(Webhook(first).verify(r.body, r.headers) for r in webhook_env.receiver.requests)
-
-    second = webhooks.rotate_secret(actor)["secret"]
-    webhook_env.receiver.requests.clear()
-    assert fn.lambda_handler(batch(2), context) == {"batchItemFailures": []}
-    for received in webhook_env.receiver.requests:  # either secret verifies it: both signed it
-        assert Webhook(first).verify(received.body, received.headers) and Webhook(second).verify(received.body, received.headers)
-
-
 def test_scheduler_function_with_its_sample(table, context):
     fn = load_function("scheduler")
     report = fn.lambda_handler(event("scheduler"), context)

@@ -22,11 +22,9 @@ from __future__ import annotations
 
 import json
 import random
-import threading
 import time
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass, replace
-from typing import Any, Callable, Iterator
+from typing import Any, Callable
 
 from . import errors, ids, queues, signing, states, telemetry
 from .auth import Actor
@@ -145,38 +143,9 @@ def _secret(org: str) -> dict[str, Any]:
     return store.get_secret(org) or store.create_secret(org, signing.generate_secret())
 
 
-#: set while a batch runs (a Lambda instance runs one invocation at a time; its deliveries run
-#: in the function's threads): {organization: its secret item}, and the lock that guards it
-_batch_secrets: tuple[dict[str, dict[str, Any]], threading.Lock] | None = None
-
-
-@contextmanager
-def one_read_of_each_secret() -> Iterator[None]:
-    """Within it, an organization's secret is read once (the callbacks function wraps a batch
-    in it: a batch's deliveries of one organization cost one GetItem, not one each). A
-    rotation made meanwhile signs from the next batch on, as one made during a POST would."""
-    global _batch_secrets
-    _batch_secrets = ({}, threading.Lock())
-    try:
-        yield
-    finally:
-        _batch_secrets = None
-
-
-def _current_secret(org: str) -> dict[str, Any]:
-    scope = _batch_secrets
-    if scope is None:
-        return _secret(org)
-    read, lock = scope
-    with lock:
-        if org not in read:
-            read[org] = _secret(org)
-        return read[org]
-
-
 def signing_secrets(org: str) -> list[str]:
     """The secrets that sign a delivery now: the current one, and the previous one for 24 h."""
-    item = _current_secret(org)
+    item = _secret(org)
     secrets = [item["secret"]]
     if item.get("previous_secret") and item.get("previous_valid_until") and item["previous_valid_until"] > epoch():
         secrets.append(item["previous_secret"])
