@@ -345,10 +345,16 @@ def lambda_message_attributes(message: dict) -> dict:
 
 
 class QueuePump(Pump):
-    """An SQS event source mapping."""
+    """An SQS event source mapping: ``instances`` pollers. The first always polls; the others
+    poll only while the queue has given messages in the last ``BUSY_SECONDS`` (Lambda, too,
+    adds pollers as a queue's backlog grows), so an idle queue costs one poller's requests."""
 
     instances = 4
     idle_seconds = 0.5  # retries are at least 1 s apart anyway
+    BUSY_SECONDS = 2.0
+    #: (function, queue) -> [pollers started, when one last received messages]
+    _queues: dict[tuple[int, str], list] = {}
+    _queues_lock = threading.Lock()
 
     def setup(self) -> None:
         self.sqs = self.emulator.client("sqs")
@@ -356,14 +362,21 @@ class QueuePump(Pump):
         self.url = self.sqs.get_queue_url(QueueName=self.arn.rsplit(":", 1)[1])["QueueUrl"]
         self.batch_size = min(10, int(self.props.get("BatchSize", 10)))
         self.reports_items = "ReportBatchItemFailures" in (self.props.get("FunctionResponseTypes") or [])
+        with QueuePump._queues_lock:
+            self.queue_state = QueuePump._queues.setdefault((id(self.function), self.arn), [0, 0.0])
+            self.rank = self.queue_state[0]
+            self.queue_state[0] += 1
 
     def poll(self) -> bool:
+        if self.rank > 0 and time.monotonic() - self.queue_state[1] > self.BUSY_SECONDS:
+            return False  # the queue is quiet: the first poller alone watches it
         messages = self.sqs.receive_message(
             QueueUrl=self.url, MaxNumberOfMessages=self.batch_size, WaitTimeSeconds=0,
             AttributeNames=["All"], MessageAttributeNames=["All"],
         ).get("Messages", [])
         if not messages:
             return False
+        self.queue_state[1] = time.monotonic()
         records = [
             {
                 "messageId": m["MessageId"], "receiptHandle": m["ReceiptHandle"], "body": m["Body"],

@@ -189,6 +189,38 @@ def test_sqs_message_attributes_reach_the_function_in_lambdas_shape(emulator, lo
     }
 
 
+def test_an_idle_queue_is_read_by_one_poller_and_a_busy_one_by_all(emulator):
+    """Of a mapping's pollers, the first reads the queue always; the others only while it has
+    given messages lately: an idle queue costs one poller's requests, a busy one is drained by all."""
+    sqs = emulator.client("sqs")
+    url = sqs.create_queue(QueueName=f"pollers-{uuid.uuid4().hex[:8]}")["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    function = fixture_function("echo")
+    pollers = [QueuePump(function, {"Queue": arn, "BatchSize": 1}, emulator, poll_seconds=0.05) for _ in range(4)]
+    receives: list[int] = []
+    for poller in pollers:
+        poller.setup()
+        receive = poller.sqs.receive_message
+
+        def counted(*args, _rank=poller.rank, _receive=receive, **kwargs):
+            receives.append(_rank)
+            return _receive(*args, **kwargs)
+
+        poller.sqs.receive_message = counted
+    assert sorted(p.rank for p in pollers) == [0, 1, 2, 3]
+    try:
+        for _ in range(3):
+            assert not any(p.poll() for p in pollers)  # idle: only the first one asked
+        assert receives == [0, 0, 0]
+        for i in range(3):
+            sqs.send_message(QueueUrl=url, MessageBody=str(i))
+        assert pollers[0].poll()  # the first finds a message: the queue is busy
+        receives.clear()
+        assert sum(p.poll() for p in pollers[1:]) == 2 and receives == [1, 2, 3]
+    finally:
+        function.stop()
+
+
 def test_an_sqs_batch_that_times_out_comes_back_after_its_visibility_timeout(emulator, log, run):
     url, arn = queue(emulator, VisibilityTimeout="2")
     emulator.client("sqs").send_message(QueueUrl=url, MessageBody="slow")
