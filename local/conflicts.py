@@ -41,6 +41,24 @@ class InUse:
     def __init__(self) -> None:
         self._until: dict[ItemId, float] = {}
         self._lock = threading.Lock()
+        self._released = threading.Condition()
+        self._generation = 0
+
+    def wait(self, until: float) -> None:
+        """Until the monotonic ``until`` (a transaction's answer, held back), or ``release_all``."""
+        with self._released:
+            generation = self._generation
+            while self._generation == generation and (left := until - time.monotonic()) > 0:
+                self._released.wait(left)
+
+    def release_all(self) -> None:
+        """End every hold now, and send the held answers (tests: a conflict window no longer
+        than the checks made in it)."""
+        with self._lock:
+            self._until.clear()
+        with self._released:
+            self._generation += 1
+            self._released.notify_all()
 
     def busy(self, item: ItemId, now: float | None = None) -> bool:
         now = time.monotonic() if now is None else now

@@ -37,9 +37,8 @@ class _Serving:
         with emulation.serving(self.behaviour) as request:
             with self.lock:
                 body = list(self.app(environ, start_response))
-        wait = request.hold_until - time.monotonic()
-        if wait > 0:
-            time.sleep(wait)
+        if request.hold_until > time.monotonic():
+            self.behaviour.in_use.wait(request.hold_until)
         return body
 
 

@@ -24,6 +24,9 @@ KEYS = {
     "b": ("jsk_test_bravo_0123456789abcdef", "org-bravo", "user-b"),
     # a second user of organization alpha (jobs belong to the organization, not the user)
     "c": ("jsk_test_alpha_colleague_0123456789", "org-alpha", "user-c"),
+    # test_local_fidelity.py's: the first is revoked there
+    "fidelity": ("jsk_fidelity_revoked_0123456789", "org-fidelity", "user-f"),
+    "fidelity-other": ("jsk_fidelity_other_0123456789ab", "org-fidelity", "user-g"),
 }
 
 

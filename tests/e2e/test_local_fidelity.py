@@ -1,55 +1,30 @@
 """The local stack answers as AWS would, over HTTP (`python -m local`, as `make run` starts it):
 API Gateway's authorizer cache and identity source, bodies encoded as HTTP APIs encode them, the
 service's body limits below what a Lambda event can carry, any method answered in JSON, paths
-decoded. It runs a stack of its own (its keys are revoked here)."""
+decoded. Its keys (one is revoked here) belong to an organization no other test uses."""
 from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
-import threading
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 import requests
 
+from .conftest import KEYS
+
 ROOT = Path(__file__).resolve().parents[2]
-KEY = "jsk_fidelity_revoked_0123456789"
-OTHER = "jsk_fidelity_other_0123456789ab"
+KEY = KEYS["fidelity"][0]
+OTHER = KEYS["fidelity-other"][0]
 
 
 @pytest.fixture(scope="module")
-def local() -> Iterator[dict]:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    env = {**os.environ, "PORT": str(port), "PYTHONUNBUFFERED": "1", "JOBS_SCHEDULE_SECONDS": "60",
-           "LOCAL_API_KEYS": f"{KEY}:org-fidelity:user-f,{OTHER}:org-fidelity:user-g"}
-    env.pop("AWS_ENDPOINT_URL", None)
-    proc = subprocess.Popen([sys.executable, "-m", "local"], cwd=ROOT, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    lines: list[str] = []
-    emulator = None
-    for line in proc.stdout:  # type: ignore[union-attr]
-        lines.append(line)
-        if line.startswith("emulator:"):
-            emulator = line.split()[1]
-        if line.startswith("ready:") or proc.poll() is not None:
-            break
-    if proc.poll() is not None:
-        raise RuntimeError("the local stack did not start:\n" + "".join(lines))
-    threading.Thread(target=lambda: lines.extend(iter(proc.stdout.readline, "")), daemon=True).start()  # type: ignore[union-attr]
-    try:
-        yield {"base": f"http://127.0.0.1:{port}", "emulator": emulator, "output": lines}
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+def local(stack) -> dict:
+    """The session's stack (conftest.py: it knows KEY and OTHER, of an organization of their
+    own, and keeps the template's AuthorizerCacheSeconds, 60)."""
+    return stack
 
 
 def call(local: dict, method: str, path: str, key: str | None = OTHER, **kwargs) -> requests.Response:

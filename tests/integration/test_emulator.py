@@ -78,7 +78,8 @@ WINDOW = 5.0
 
 
 def test_a_plain_write_to_an_item_a_transaction_is_using_fails_with_TransactionConflictException(start_emulator):
-    client, table, tx = hold_an_item(start_emulator(Emulation(transaction_seconds=WINDOW)))
+    behaviour = Emulation(transaction_seconds=WINDOW)
+    client, table, tx = hold_an_item(start_emulator(behaviour))
     for write in (
         lambda: client.put_item(TableName=table, Item=item("x", v="plain")),
         lambda: client.update_item(TableName=table, Key=key("x"), UpdateExpression="SET v = :v",
@@ -94,6 +95,7 @@ def test_a_plain_write_to_an_item_a_transaction_is_using_fails_with_TransactionC
     # an item the transaction does not use is free, and so is a read of the one it uses
     client.put_item(TableName=table, Item=item("y", v="plain"))
     assert client.get_item(TableName=table, Key=key("x"))["Item"]["v"] == {"S": "tx"}
+    behaviour.in_use.release_all()  # the window ends with the checks, not after its 5 s
     tx.join()
     assert tx.error is None
     # once the transaction has answered, its items are free again: a client that waits for an
@@ -102,18 +104,21 @@ def test_a_plain_write_to_an_item_a_transaction_is_using_fails_with_TransactionC
 
 
 def test_botocore_does_not_retry_a_transaction_conflict(start_emulator):
-    emulator = start_emulator(Emulation(transaction_seconds=WINDOW))
+    behaviour = Emulation(transaction_seconds=WINDOW)
+    emulator = start_emulator(behaviour)
     _, table, tx = hold_an_item(emulator)
     retrying = raw_client("dynamodb", emulator.endpoint_url, retries=5)
     with pytest.raises(ClientError) as raised:
         retrying.put_item(TableName=table, Item=item("x", v="plain"))
     assert raised.value.response["Error"]["Code"] == "TransactionConflictException"
     assert raised.value.response["ResponseMetadata"]["RetryAttempts"] == 0
+    behaviour.in_use.release_all()
     tx.join()
 
 
 def test_a_transaction_touching_an_item_in_use_is_cancelled_with_TransactionConflict(start_emulator):
-    client, table, tx = hold_an_item(start_emulator(Emulation(transaction_seconds=WINDOW)))
+    behaviour = Emulation(transaction_seconds=WINDOW)
+    client, table, tx = hold_an_item(start_emulator(behaviour))
     with pytest.raises(ClientError) as raised:
         client.transact_write_items(TransactItems=[
             {"Put": {"TableName": table, "Item": item("free", v="second")}},
@@ -131,6 +136,7 @@ def test_a_transaction_touching_an_item_in_use_is_cancelled_with_TransactionConf
     assert raised.value.response["CancellationReasons"] == [
         {"Code": "TransactionConflict", "Message": "Transaction is ongoing for the item"},
     ]
+    behaviour.in_use.release_all()
     tx.join()
     assert tx.error is None
 
