@@ -8,7 +8,7 @@ import time
 from dataclasses import dataclass, field
 
 from .emulation import Emulation
-from .emulator import Emulator
+from .emulator import POLL_INTERVAL, Emulator
 from .faults import FaultInjector, FaultSpec
 from .gateway import Gateway
 from .lambdas import LocalFunction
@@ -129,7 +129,8 @@ class LocalStack:
         for name in {r.function for r in routes} | {r.authorizer.function for r in routes if r.authorizer}:
             self.functions[name].warm()
         self.gateway = Gateway(self.port, routes, self.functions, verbose=self.verbose)
-        thread = threading.Thread(target=self.gateway.serve_forever, name="gateway", daemon=True)
+        thread = threading.Thread(target=self.gateway.serve_forever, kwargs={"poll_interval": POLL_INTERVAL},
+                                  name="gateway", daemon=True)
         thread.start()
         self._threads.append(thread)
         self.injector.armed = True  # set-up is over: faults from now on

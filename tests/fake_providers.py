@@ -79,7 +79,7 @@ class FakeProviders:
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), type("Handler", (_Handler,), {"fake": self}))
         self._server.daemon_threads, self._server.block_on_close = True, False
         self.url = "http://127.0.0.1:%d" % self._server.server_address[1]
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
 
     def batch(self, batch_id):
         """Copy of a batch's current public object (not counted as a poll), plus

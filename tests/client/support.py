@@ -104,7 +104,7 @@ class StubServer:
         self.server = Server(("127.0.0.1", port), RequestHandler)
         self.port = self.server.server_address[1]
         self.url = f"http://127.0.0.1:{self.port}"
-        self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self._thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
         self._thread.start()
 
     def to(self, method: str, path: Optional[str] = None) -> list[Recorded]:

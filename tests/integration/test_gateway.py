@@ -31,7 +31,7 @@ def gateway(tmp_path, monkeypatch) -> Iterator:
         functions = {API: fixture_function("http_echo", timeout=api_timeout, max_instances=4, faults=faults),
                      AUTH: fixture_function("authorizer")}
         server = Gateway(0, routes, functions, integration_timeout=integration_timeout)
-        threading.Thread(target=server.serve_forever, daemon=True).start()
+        threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
         started.append((server, functions))
         return server.server_address[1], functions
 
