@@ -16,13 +16,13 @@ STAMP  := $(VENV)/.installed
 
 # uv (from PyPI, pinned) installs the requirements in seconds where pip takes about a minute and a
 # half. The venv is made without pip (ensurepip alone took 7 s) and uv put in it by the chosen
-# Python's own pip; if that Python has no pip, or uv cannot be had, the venv is made again with
-# pip, which installs the requirements itself.
+# Python's own pip (pip 22.3 or later: --python); if that Python has no such pip, or uv cannot be
+# had, the venv is made again with pip, which installs the requirements itself.
 UV     := uv==0.13.9
 
 $(STAMP): $(REQS)
 	{ $(PYTHON) -m venv --clear --without-pip $(VENV) \
-	  && PIP_ROOT_USER_ACTION=ignore $(PYTHON) -m pip install --quiet --disable-pip-version-check --prefix $(VENV) "$(UV)" \
+	  && PIP_ROOT_USER_ACTION=ignore $(PYTHON) -m pip --python $(PY) install --quiet --disable-pip-version-check "$(UV)" \
 	  && $(VENV)/bin/uv pip install --quiet --python $(PY) -r requirements-dev.txt; } \
 	|| { $(PYTHON) -m venv --clear $(VENV) \
 	     && $(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt; }

@@ -44,10 +44,16 @@ class InUse:
         self._released = threading.Condition()
         self._generation = 0
 
-    def wait(self, until: float) -> None:
-        """Until the monotonic ``until`` (a transaction's answer, held back), or ``release_all``."""
+    @property
+    def generation(self) -> int:
+        """How many times ``release_all`` has run (a hold taken now ends at the next)."""
         with self._released:
-            generation = self._generation
+            return self._generation
+
+    def wait(self, until: float, generation: int) -> None:
+        """Until the monotonic ``until`` (a transaction's answer, held back), or until
+        ``release_all`` runs after the hold was taken (``generation``: ``self.generation`` then)."""
+        with self._released:
             while self._generation == generation and (left := until - time.monotonic()) > 0:
                 self._released.wait(left)
 
@@ -157,5 +163,7 @@ def hold_transaction(backend: Any, transact_items: list[dict]) -> None:
     if request is None or request.emulation.transaction_seconds <= 0:
         return
     until = time.monotonic() + request.emulation.transaction_seconds
+    if request.hold_generation is None:
+        request.hold_generation = request.emulation.in_use.generation
     request.emulation.in_use.hold(transaction_items(backend, transact_items), until)
     request.hold_until = max(request.hold_until, until)

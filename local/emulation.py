@@ -37,6 +37,8 @@ class Request:
     started: float = field(default_factory=time.monotonic)
     #: a transaction in this request holds its items until then: the answer waits for it
     hold_until: float = 0.0
+    #: InUse.generation when the hold was taken (a release_all after it ends the hold)
+    hold_generation: int | None = None
 
 
 _local = threading.local()

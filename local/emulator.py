@@ -41,8 +41,8 @@ class _Serving:
         with emulation.serving(self.behaviour) as request:
             with self.lock:
                 body = list(self.app(environ, start_response))
-        if request.hold_until > time.monotonic():
-            self.behaviour.in_use.wait(request.hold_until)
+        if request.hold_until > time.monotonic() and request.hold_generation is not None:
+            self.behaviour.in_use.wait(request.hold_until, request.hold_generation)
         return body
 
 

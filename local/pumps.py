@@ -346,15 +346,14 @@ def lambda_message_attributes(message: dict) -> dict:
 
 class QueuePump(Pump):
     """An SQS event source mapping: ``instances`` pollers. The first always polls; the others
-    poll only while the queue has given messages in the last ``BUSY_SECONDS`` (Lambda, too,
-    adds pollers as a queue's backlog grows), so an idle queue costs one poller's requests."""
+    poll while one of them is invoking the function or the queue has given messages in the
+    last ``BUSY_SECONDS``, so a quiet queue costs one poller's requests and a busy one is read
+    by all four. (Lambda scales its pollers with the backlog too; locally four is the most.)"""
 
     instances = 4
     idle_seconds = 0.5  # retries are at least 1 s apart anyway
     BUSY_SECONDS = 2.0
-    #: (function, queue) -> [pollers started, when one last received messages]
-    _queues: dict[tuple[int, str], list] = {}
-    _queues_lock = threading.Lock()
+    _lock = threading.Lock()
 
     def setup(self) -> None:
         self.sqs = self.emulator.client("sqs")
@@ -362,13 +361,24 @@ class QueuePump(Pump):
         self.url = self.sqs.get_queue_url(QueueName=self.arn.rsplit(":", 1)[1])["QueueUrl"]
         self.batch_size = min(10, int(self.props.get("BatchSize", 10)))
         self.reports_items = "ReportBatchItemFailures" in (self.props.get("FunctionResponseTypes") or [])
-        with QueuePump._queues_lock:
-            self.queue_state = QueuePump._queues.setdefault((id(self.function), self.arn), [0, 0.0])
-            self.rank = self.queue_state[0]
-            self.queue_state[0] += 1
+        # what the pollers of this function's mapping share; it lives as long as the function
+        with QueuePump._lock:
+            mappings = self.function.__dict__.setdefault("_queue_mappings", {})
+            self.mapping = mappings.setdefault(self.arn, {"pollers": 0, "in_flight": 0, "busy_at": 0.0})
+            self.rank = self.mapping["pollers"]
+            self.mapping["pollers"] += 1
+
+    def _busy(self) -> bool:
+        with QueuePump._lock:
+            return self.mapping["in_flight"] > 0 or time.monotonic() - self.mapping["busy_at"] <= self.BUSY_SECONDS
+
+    def _invoking(self, delta: int) -> None:
+        with QueuePump._lock:
+            self.mapping["in_flight"] += delta
+            self.mapping["busy_at"] = time.monotonic()
 
     def poll(self) -> bool:
-        if self.rank > 0 and time.monotonic() - self.queue_state[1] > self.BUSY_SECONDS:
+        if self.rank > 0 and not self._busy():
             return False  # the queue is quiet: the first poller alone watches it
         messages = self.sqs.receive_message(
             QueueUrl=self.url, MaxNumberOfMessages=self.batch_size, WaitTimeSeconds=0,
@@ -376,7 +386,13 @@ class QueuePump(Pump):
         ).get("Messages", [])
         if not messages:
             return False
-        self.queue_state[1] = time.monotonic()
+        self._invoking(+1)
+        try:
+            return self._handle(messages)
+        finally:
+            self._invoking(-1)
+
+    def _handle(self, messages: list[dict]) -> bool:
         records = [
             {
                 "messageId": m["MessageId"], "receiptHandle": m["ReceiptHandle"], "body": m["Body"],

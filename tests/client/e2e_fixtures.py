@@ -67,12 +67,19 @@ class Background:
     """A process whose output lines are collected as they come."""
 
     def __init__(self, args: list[str], env: dict[str, str], cwd: Path) -> None:
-        # SIGINT back to its default in the child: a suite started as a background job of a
-        # non-interactive shell (`(make test &)`) has it ignored, the child would inherit that,
-        # and Python would then never raise KeyboardInterrupt for the Ctrl-C tests to see
-        self.proc = subprocess.Popen(args, env=env, cwd=cwd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                     stderr=subprocess.PIPE, text=True,
-                                     preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+        # SIGINT at its default in the child: a suite started as a background job of a
+        # non-interactive shell (`(make test &)`) has it ignored, a child inherits that, and
+        # Python then never raises KeyboardInterrupt for the Ctrl-C tests to see. It is set
+        # here around the start (not in a preexec_fn, unsafe in a process with threads).
+        ignored = signal.getsignal(signal.SIGINT) == signal.SIG_IGN
+        if ignored:
+            signal.signal(signal.SIGINT, signal.SIG_DFL)
+        try:
+            self.proc = subprocess.Popen(args, env=env, cwd=cwd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                         stderr=subprocess.PIPE, text=True)
+        finally:
+            if ignored:
+                signal.signal(signal.SIGINT, signal.SIG_IGN)
         self.out: list[str] = []
         self.err: list[str] = []
         threading.Thread(target=lambda: self.out.extend(iter(self.proc.stdout.readline, "")), daemon=True).start()

@@ -214,9 +214,23 @@ def test_an_idle_queue_is_read_by_one_poller_and_a_busy_one_by_all(emulator):
         assert receives == [0, 0, 0]
         for i in range(3):
             sqs.send_message(QueueUrl=url, MessageBody=str(i))
-        assert pollers[0].poll()  # the first finds a message: the queue is busy
+        assert pollers[0].poll()  # the first finds a message (and invokes): the queue is busy
         receives.clear()
         assert sum(p.poll() for p in pollers[1:]) == 2 and receives == [1, 2, 3]
+        # quiet again once BUSY_SECONDS pass with nothing received and nothing being invoked...
+        for poller in pollers:
+            poller.BUSY_SECONDS = 0.1
+        time.sleep(0.3)
+        receives.clear()
+        assert not any(p.poll() for p in pollers) and receives == [0]
+        # ...but not while an invocation lasts longer than that: a message sent meanwhile is read
+        pollers[0]._invoking(+1)
+        try:
+            time.sleep(0.3)
+            receives.clear()
+            assert not any(p.poll() for p in pollers) and receives == [0, 1, 2, 3]
+        finally:
+            pollers[0]._invoking(-1)
     finally:
         function.stop()
 
