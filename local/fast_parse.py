@@ -2,8 +2,9 @@
 
 For every UpdateItem moto parses the ``UpdateExpression`` twice (once to find the
 placeholders it uses, once to apply it) and the ``ConditionExpression`` twice, and for every
-request it lists moto's package directory to find which service the request is for. On this 2-core machine that was most of an UpdateItem's time in
-the emulator, which serves one request at a time.
+request it lists moto's package directory to find which service the request is for. On
+this 2-core machine that was most of an UpdateItem's time in the emulator, which serves one
+request at a time.
 
 - An update expression's syntax tree depends on the text only, and moto never changes the
   tree it parses (its validator works on a deep copy): the tree is kept per text, with the

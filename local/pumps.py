@@ -388,11 +388,11 @@ class QueuePump(Pump):
             return False
         self._invoking(+1)
         try:
-            return self._handle(messages)
+            return self._deliver_batch(messages)
         finally:
             self._invoking(-1)
 
-    def _handle(self, messages: list[dict]) -> bool:
+    def _deliver_batch(self, messages: list[dict]) -> bool:
         records = [
             {
                 "messageId": m["MessageId"], "receiptHandle": m["ReceiptHandle"], "body": m["Body"],
