@@ -31,10 +31,17 @@ def aws() -> Iterator[dict]:
 
 @pytest.fixture
 def table(aws) -> Iterator[str]:
+    """A fresh table, and the service's settings read again from the environment before and
+    after the test (a test that changed the environment and cleared them left them cached
+    for whatever ran next in that worker: the simulated provider switched off, for one)."""
+    from jobsvc.config import settings
+
     BackendDict.reset()  # what a fresh mock_aws() does: every service empty
     for definition in aws["template"].table_definitions():
         aws["dynamodb"].create_table(**definition["create"])
+    settings.cache_clear()
     yield "JobsTable"
+    settings.cache_clear()
 
 
 @pytest.fixture(scope="session")
