@@ -81,12 +81,18 @@ def apply() -> None:
         tree = trees.get(expression)
         if tree is None:
             tree = make(cls, expression)  # a syntax error raises, and nothing is kept
+            tree._fast_parse_text = expression
             trees[expression] = tree
             if len(trees) > UPDATE_TREES:
                 trees.popitem(last=False)
         return tree
 
     parser.make = classmethod(cached_make)  # type: ignore[assignment]
+
+    def kept(tree: Any) -> str | None:
+        """The text of a tree this module keeps (None: a tree moto parsed by itself, or a copy)."""
+        text = getattr(tree, "_fast_parse_text", None)
+        return text if enabled and text is not None and trees.get(text) is tree else None
 
     from moto.dynamodb.parsing.ast_nodes import Node
     from moto.dynamodb.parsing.validators import (
@@ -100,9 +106,10 @@ def apply() -> None:
     found_in: dict[tuple, list] = {}
 
     def cached_find_clauses(self: Any, kinds: Any) -> Any:
-        if not enabled or trees.get(getattr(self, "_fast_parse_text", None)) is not self:
+        text = kept(self)
+        if text is None:
             return find_clauses(self, kinds)
-        key = (self._fast_parse_text, tuple(kinds))
+        key = (text, tuple(kinds))
         found = found_in.get(key)
         if found is None:
             found = find_clauses(self, kinds)
@@ -113,45 +120,29 @@ def apply() -> None:
 
     Node.find_clauses = cached_find_clauses  # type: ignore[method-assign]
 
-    def remembered_make(cls: Any, expression: str) -> Any:
-        tree = cached_make(cls, expression)
-        if enabled:
-            tree._fast_parse_text = expression
-        return tree
-
-    parser.make = classmethod(remembered_make)  # type: ignore[assignment]
-
     STATIC = (ActionCountValidator, OverlappingPathsValidator, UpdateHashRangeKeyValidator)
     passed: set[tuple] = set()
     init, validate = UpdateExpressionValidator.__init__, UpdateExpressionValidator.validate
 
-    def static_key_ok(expression: Any) -> bool:
-        text = getattr(expression, "_fast_parse_text", None)
-        return enabled and text is not None and trees.get(text) is expression
-
-    def static_key(validator: Any, expression: Any) -> tuple | None:
-        if not static_key_ok(expression):
-            return None
-        text = expression._fast_parse_text
-        return (text, json.dumps(validator.expression_attribute_names, sort_keys=True),
-                validator.table.name, tuple(validator.table.table_key_attrs))
-
     def quick_init(self: Any, expression: Any, expression_attribute_names: Any, expression_attribute_values: Any,
                    item: Any, table: Any) -> None:
-        if static_key_ok(expression):
-            # Validator.__init__, with the copy made from the tree's pickle
-            self.expression_attribute_names = expression_attribute_names
-            self.expression_attribute_values = expression_attribute_values
-            self.item = item
-            self.table = table
-            self.processors = self.get_ast_processors()
-            pickled = getattr(expression, "_fast_parse_pickle", None)
-            if pickled is None:
-                pickled = expression._fast_parse_pickle = pickle.dumps(expression, pickle.HIGHEST_PROTOCOL)
-            self.node_to_validate = pickle.loads(pickled)
-        else:
+        text = kept(expression)
+        if text is None:
             init(self, expression, expression_attribute_names, expression_attribute_values, item, table)
-        self._fast_parse_key = static_key(self, expression)
+            self._fast_parse_key = None
+            return
+        # Validator.__init__, with the copy made from the tree's pickle
+        self.expression_attribute_names = expression_attribute_names
+        self.expression_attribute_values = expression_attribute_values
+        self.item = item
+        self.table = table
+        self.processors = self.get_ast_processors()
+        pickled = getattr(expression, "_fast_parse_pickle", None)
+        if pickled is None:
+            pickled = expression._fast_parse_pickle = pickle.dumps(expression, pickle.HIGHEST_PROTOCOL)
+        self.node_to_validate = pickle.loads(pickled)
+        self._fast_parse_key = (text, json.dumps(expression_attribute_names, sort_keys=True),
+                                table.name, tuple(table.table_key_attrs))
         if self._fast_parse_key in passed:
             self.processors = [p for p in self.processors if not isinstance(p, STATIC)]
 

@@ -155,7 +155,7 @@ class StreamPump(Pump):
         #: batches of one shard invoked at once, each holding records of its own partition keys
         #: (a key's records stay in order, in one lane)
         self.parallelization = max(1, min(10, int(self.props.get("ParallelizationFactor", 1))))
-        self.lanes = ThreadPoolExecutor(self.parallelization, thread_name_prefix=f"{self.name}-lane") \
+        self.lane_pool = ThreadPoolExecutor(self.parallelization, thread_name_prefix=f"{self.name}-lane") \
             if self.parallelization > 1 else None
         description = self.streams.describe_stream(StreamArn=self.arn)["StreamDescription"]
         self.hash_key = next(k["AttributeName"] for k in description["KeySchema"] if k["KeyType"] == "HASH")
@@ -175,12 +175,12 @@ class StreamPump(Pump):
             records = [self._lambda_record(r) for r in response.get("Records", [])]
             selected = [r for r in records if passes_filters(self.filters, r)]
             lanes = self._lanes(selected)
-            if self.lanes is None or len(lanes) <= 1:
+            if self.lane_pool is None or len(lanes) <= 1:
                 for lane in lanes:
                     self._run_lane(lane, shard_id)
             elif not self.stopping.is_set():
                 try:
-                    for done in [self.lanes.submit(self._run_lane, lane, shard_id) for lane in lanes]:
+                    for done in [self.lane_pool.submit(self._run_lane, lane, shard_id) for lane in lanes]:
                         done.result()
                 except (RuntimeError, CancelledError):
                     if not self.stopping.is_set():  # the pool was shut down by stop(): nothing to say
@@ -190,9 +190,9 @@ class StreamPump(Pump):
 
     def stop(self) -> None:
         super().stop()
-        lanes = getattr(self, "lanes", None)
-        if lanes is not None:
-            lanes.shutdown(wait=False, cancel_futures=True)
+        pool = getattr(self, "lane_pool", None)  # None before setup() has run
+        if pool is not None:
+            pool.shutdown(wait=False, cancel_futures=True)
 
     def _lanes(self, records: list[dict]) -> list[list[dict]]:
         """The records split by partition key over ParallelizationFactor lanes, each in order."""

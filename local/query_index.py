@@ -121,6 +121,10 @@ def _refresh(table: Any) -> _State:
     return state
 
 
+def _index(table: Any, name: str) -> Any:
+    return next((i for i in table.all_indexes() if i.name == name), None)
+
+
 def _candidates(table: Any, hash_key: Any, index_name: str | None, hash_key_conditions: Any) -> list | None:
     """The items a query can match, or None when they cannot be narrowed (moto then reads all)."""
     if not index_name:
@@ -130,7 +134,7 @@ def _candidates(table: Any, hash_key: Any, index_name: str | None, hash_key_cond
         if partition is None:
             return []
         return list(partition.values()) if table.range_key_attr else [partition]
-    index = next((i for i in table.all_indexes() if i.name == index_name), None)
+    index = _index(table, index_name)
     if index is None or not hash_key_conditions:
         return None  # moto answers the error, or an unusual query, as it always did
     conditions = dict(hash_key_conditions)
@@ -159,7 +163,7 @@ def _in_range(table: Any, candidates: list, given: dict) -> list:
         return candidates  # a sort key of several attributes: left to moto
     index_name = given.get("index_name")
     if index_name:
-        index = next((i for i in table.all_indexes() if i.name == index_name), None)
+        index = _index(table, index_name)
         ranges = [k["AttributeName"] for k in index.schema if k["KeyType"] == "RANGE"] if index else []
         if len(ranges) != 1:
             return candidates

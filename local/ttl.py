@@ -36,13 +36,10 @@ class TtlReaper(threading.Thread):
 
     def sweep(self, client: Any, table: str, attribute: str) -> int:
         epoch = int(time.time())
-        now = {"N": str(epoch)}
-        names = {"#ttl": attribute}
         deleted = 0
         for key in self.expired(client, table, attribute, epoch):
             try:
-                client.delete_item(TableName=table, Key=key, ConditionExpression="#ttl < :now",
-                                   ExpressionAttributeNames=names, ExpressionAttributeValues={":now": now})
+                client.delete_item(TableName=table, Key=key, ConditionExpression="#ttl < :now", **_before(attribute, epoch))
                 deleted += 1
             except client.exceptions.ConditionalCheckFailedException:
                 pass  # renewed meanwhile
@@ -58,9 +55,13 @@ class TtlReaper(threading.Thread):
         while True:
             kwargs = {"ExclusiveStartKey": start} if start else {}
             page = client.scan(TableName=table, FilterExpression="#ttl < :now", ProjectionExpression="pk, sk",
-                               ExpressionAttributeNames={"#ttl": attribute},
-                               ExpressionAttributeValues={":now": {"N": str(epoch)}}, **kwargs)
+                               **_before(attribute, epoch), **kwargs)
             yield from page.get("Items", [])
             start = page.get("LastEvaluatedKey")
             if not start:
                 return
+
+
+def _before(attribute: str, epoch: int) -> dict:
+    """The names and values of ``#ttl < :now``."""
+    return {"ExpressionAttributeNames": {"#ttl": attribute}, "ExpressionAttributeValues": {":now": {"N": str(epoch)}}}
