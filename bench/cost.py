@@ -539,10 +539,11 @@ def report(steps: dict[str, Usage], batch: Usage, operations: list, of_org: dict
     for service, dollars in per_service.items():
         print(f"  {service:18} {dollars * scale:7.2f}")
     # the same with the AWS estimate of Lambda duration in place of this machine's wall time
-    aws_duration = sum(aws_gb_seconds(u) for u in steps.values()) * PRICES["lambda_gb_second"] * scale
+    aws_gb = sum(aws_gb_seconds(u) for u in steps.values())
+    aws_duration = aws_gb * PRICES["lambda_gb_second"] * scale
     local_duration = per_service["Lambda duration"] * scale
     print(f"\nin AWS (estimate): Lambda duration ${aws_duration:.2f} instead of ${local_duration:.2f} "
-          f"({sum(aws_gb_seconds(u) for u in steps.values()) / N:.4f} GB-s a lifecycle: CPU time measured in the "
+          f"({aws_gb / N:.4f} GB-s a lifecycle: CPU time measured in the "
           f"instances x {FULL_VCPU_MB} MB / memory, + {1000 * AWS_REQUEST_SECONDS:.0f} ms a DynamoDB/SQS request, "
           f"+ {1000 * WEBHOOK_POST_SECONDS:.0f} ms a webhook POST)")
     print(f"  total in AWS (estimate): ${totals['cost'] - local_duration + aws_duration:.2f} per 1M lifecycles")

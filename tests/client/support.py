@@ -270,10 +270,11 @@ def fresh_venv(workdir: Path) -> FreshVenv:
         # what a user runs, pip install ./client; with uv's pip (the one make installs in .venv,
         # the same build and install of the package, in seconds) when there is one
         uv = Path(sys.executable).parent / "uv"
-        subprocess.run([sys.executable, "-m", "venv", *(["--without-pip"] if uv.exists() else []), str(root)],
+        with_uv = uv.exists()
+        subprocess.run([sys.executable, "-m", "venv", *(["--without-pip"] if with_uv else []), str(root)],
                        check=True, capture_output=True, timeout=300)
         python = root / "bin" / "python"
-        command = [str(uv), "pip", "install", "--quiet", "--python", str(python), str(source)] if uv.exists() else \
+        command = [str(uv), "pip", "install", "--quiet", "--python", str(python), str(source)] if with_uv else \
             [str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check", str(source)]
         install = subprocess.run(command, capture_output=True, text=True, timeout=600)
         if install.returncode != 0:

@@ -10,6 +10,7 @@ from typing import Iterator
 
 import pytest
 
+from local.emulator import POLL_INTERVAL
 from local.faults import FaultInjector, FaultSpec
 from local.gateway import Gateway
 from local.lambdas import LocalFunction, SYNC_PAYLOAD_BYTES
@@ -31,7 +32,7 @@ def gateway(tmp_path, monkeypatch) -> Iterator:
         functions = {API: fixture_function("http_echo", timeout=api_timeout, max_instances=4, faults=faults),
                      AUTH: fixture_function("authorizer")}
         server = Gateway(0, routes, functions, integration_timeout=integration_timeout)
-        threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+        threading.Thread(target=server.serve_forever, kwargs={"poll_interval": POLL_INTERVAL}, daemon=True).start()
         started.append((server, functions))
         return server.server_address[1], functions
 
