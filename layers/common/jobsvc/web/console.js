@@ -196,7 +196,9 @@
     }
     if (!response.ok) {
       var error = new ApiError(response.status, describe(body, response), body);
-      if (response.status === 401) {
+      // an answer to a key the user has since replaced (a request still in flight when they
+      // signed in again) says nothing about the key now stored
+      if (response.status === 401 && storedKey() === key) {
         askForKey("The service refused the key (" + error.message + "). Enter a valid API key.");
       }
       throw error;
