@@ -66,7 +66,10 @@ STEP_FUNCTIONS_STANDARD_TRANSITION = 25.0 / 1e6  # https://aws.amazon.com/step-f
 #: an invocation's CPU time, measured in its instance, stretched by the share of a vCPU its
 #: memory buys (Lambda gives a whole vCPU at 1,769 MB, proportionally less below), plus a wait
 #: per DynamoDB or SQS request the functions made (single-digit milliseconds in a region) and
-#: per webhook POST (a receiver answering in 100 ms, attempts counted one after the other).
+#: per webhook POST (a receiver answering in 100 ms). A function's requests are counted one
+#: after the other, except the callbacks function's: it attempts every record of a batch at once
+#: (WEBHOOK_CONCURRENCY threads), each attempt a chain of requests and one POST, so a batch of k
+#: records waits ceil(k / WEBHOOK_CONCURRENCY) chains, not k.
 FULL_VCPU_MB = 1769
 AWS_REQUEST_SECONDS = 0.008
 WEBHOOK_POST_SECONDS = 0.100
@@ -83,6 +86,7 @@ class Call:
     response: dict
     status: int
     stack: bool  # made by the local stack itself (its pumps, its set-up), not by a function
+    function: str = ""  # the function whose instance made it (from its user agent's app id)
 
 
 @dataclass
@@ -92,6 +96,8 @@ class Meter:
     calls: list[Call] = field(default_factory=list)
     invocations: Counter = field(default_factory=Counter)
     seconds: Counter = field(default_factory=Counter)
+    #: records per invocation of the callbacks function (its attempts run at once)
+    callbacks_batches: list[int] = field(default_factory=list)
     api_requests: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -100,6 +106,7 @@ class Meter:
             self.calls.clear()
             self.invocations.clear()
             self.seconds.clear()
+            self.callbacks_batches.clear()
             self.api_requests = 0
 
     def last_service_call(self) -> float:
@@ -143,14 +150,32 @@ def instrument() -> None:
                 response = json.loads(b"".join(out) or b"{}")
             except ValueError:
                 request, response = {}, {}
-            stack = "Boto3/" in environ.get("HTTP_USER_AGENT", "")
+            agent = environ.get("HTTP_USER_AGENT", "")
+            stack = "Boto3/" in agent
+            function = next((part[4:] for part in agent.split() if part.startswith("app/")), "")
             with METER.lock:
-                METER.calls.append(Call(service, target.split(".")[-1], request, response, status_holder.get("code", 200), stack))
+                METER.calls.append(Call(service, target.split(".")[-1], request, response, status_holder.get("code", 200),
+                                        stack, function))
                 if not stack:
                     METER._last = time.monotonic()  # type: ignore[attr-defined]
         return out
 
     emulator._Serving.__call__ = logged  # type: ignore[method-assign]
+
+    start = lambdas.LocalFunction._start
+    starting = threading.Lock()
+
+    def named(self: Any) -> Any:
+        """An instance whose SDK says which function it is (botocore's AWS_SDK_UA_APP_ID: the
+        user agent's app id), so that each request is put to its function's account."""
+        with starting:  # an instance copies the environment when it starts
+            os.environ["AWS_SDK_UA_APP_ID"] = self.spec.logical_id
+            try:
+                return start(self)
+            finally:
+                del os.environ["AWS_SDK_UA_APP_ID"]
+
+    lambdas.LocalFunction._start = named  # type: ignore[method-assign]
 
     invoke = lambdas.LocalFunction.invoke
 
@@ -162,6 +187,8 @@ def instrument() -> None:
             with METER.lock:
                 METER.invocations[self.spec.logical_id] += 1
                 METER.seconds[self.spec.logical_id] += time.monotonic() - started
+                if self.spec.logical_id == "CallbacksFunction":
+                    METER.callbacks_batches.append(len(event.get("Records") or []))
 
     lambdas.LocalFunction.invoke = timed  # type: ignore[method-assign]
 
@@ -211,6 +238,7 @@ class Usage:
     #: the AWS estimate of GB-seconds (see FULL_VCPU_MB), by what it is spent on
     aws_gb: dict = field(default_factory=dict)
     webhook_posts: int = 0
+    callbacks_batches: list = field(default_factory=list)
     wru_table: float = 0
     wru_index: dict = field(default_factory=dict)
     rru: float = 0
@@ -325,15 +353,36 @@ def measure(stack: Any, stream: StreamReader, memory: dict, indexes: list, work:
     with METER.lock:
         calls = list(METER.calls)
         invocations, seconds, api = Counter(METER.invocations), Counter(METER.seconds), METER.api_requests
+        batches = list(METER.callbacks_batches)
     u = usage(records, calls, invocations, seconds, api, memory, indexes)
     u.cpu = {name: f.cpu_seconds - cpu_before[name] for name, f in stack.functions.items() if f.cpu_seconds > cpu_before[name]}
     u.webhook_posts = webhook_posts
-    waits = sum(1 for c in calls if not c.stack and c.service in ("dynamodb", "sqs")) * AWS_REQUEST_SECONDS
+    u.callbacks_batches = batches
     u.aws_gb = {f"{name.removesuffix('Function')} CPU": cpu * max(1.0, FULL_VCPU_MB / memory[name]) * memory[name] / 1024
                 for name, cpu in u.cpu.items()}
-    u.aws_gb["waiting on DynamoDB/SQS"] = waits * memory["ApiFunction"] / 1024
-    u.aws_gb["waiting on webhook POSTs"] = webhook_posts * WEBHOOK_POST_SECONDS * memory["CallbacksFunction"] / 1024
+    u.aws_gb.update(waits_gb_seconds(calls, batches, webhook_posts, memory))
     return u
+
+
+def waits_gb_seconds(calls: list[Call], batches: list[int], webhook_posts: int, memory: dict) -> dict[str, float]:
+    """The GB-seconds the functions spend waiting on DynamoDB/SQS and on webhook POSTs."""
+    requests = Counter(c.function for c in calls if not c.stack and c.service in ("dynamodb", "sqs"))
+    assert "" not in requests, "a function's request without its app id"
+    waits = {"waiting on DynamoDB/SQS": 0.0, "waiting on webhook POSTs": 0.0}
+    for name, n in requests.items():
+        if name != "CallbacksFunction":
+            waits["waiting on DynamoDB/SQS"] += n * AWS_REQUEST_SECONDS * memory[name] / 1024
+    attempts = sum(batches)
+    if attempts:
+        from jobsvc.config import settings  # the callbacks function's threads, as the stack configures it
+
+        concurrency = settings().webhook_concurrency
+        # one attempt's chain: its share of the requests, and its POST; a batch waits its rounds
+        rounds = sum(math.ceil(k / concurrency) for k in batches)
+        gb = memory["CallbacksFunction"] / 1024
+        waits["waiting on DynamoDB/SQS"] += rounds * requests["CallbacksFunction"] / attempts * AWS_REQUEST_SECONDS * gb
+        waits["waiting on webhook POSTs"] += rounds * webhook_posts / attempts * WEBHOOK_POST_SECONDS * gb
+    return waits
 
 
 def aws_gb_seconds(u: Usage) -> float:
@@ -559,6 +608,13 @@ def report(steps: dict[str, Usage], batch: Usage, operations: list, of_org: dict
         calls.update(u.invocations)
     print("  CPU per invocation: " + ", ".join(
         f"{name.removesuffix('Function')} {1000 * cpu[name] / calls[name]:.1f} ms" for name in sorted(cpu) if calls.get(name)))
+    batches = [k for u in steps.values() for k in u.callbacks_batches]
+    if batches:
+        print(f"  the callbacks function: {len(batches)} invocations of {sum(batches) / len(batches):.1f} records on "
+              f"average (largest {max(batches)}), its attempts made at once")
+    print("  invocations per step: " + "; ".join(
+        f"{name} " + ", ".join(f"{f.removesuffix('Function')} {n}" for f, n in sorted(u.invocations.items()))
+        for name, u in steps.items()))
     wru_job = sum(u.wru_by_item["job"] for u in steps.values()) / N
     floor = (6 * PRICES["api_gateway_request"] + 6 * PRICES["lambda_request"] + wru_job * PRICES["dynamodb_wru"]) * 1e6
     print(f"\nfloor (6 API requests, 6 API invocations, one job write per step = {wru_job:.1f} WRU): ${floor:.2f} per 1M")

@@ -150,6 +150,12 @@ class StreamPump(Pump):
         #: -1: records never expire (within the stream's 24 hours)
         self.max_age = int(self.props.get("MaximumRecordAgeInSeconds", -1))
         self.bisect = bool(self.props.get("BisectBatchOnFunctionError", False))
+        #: how long records are gathered before a batch that is not full is invoked (Lambda reads
+        #: "until it has gathered a full batch, the batching window expires, or the batch reaches
+        #: the 6 MB payload limit"); 0: at once
+        self.window = float(self.props.get("MaximumBatchingWindowInSeconds", 0))
+        #: per shard: when the first record of what is being gathered came, and the records
+        self.gathered: dict[str, tuple[float, list[dict]]] = {}
         destination = ((self.props.get("DestinationConfig") or {}).get("OnFailure") or {}).get("Destination")
         self.on_failure_arn = destination
         #: batches of one shard invoked at once, each holding records of its own partition keys
@@ -173,7 +179,7 @@ class StreamPump(Pump):
             response = self.streams.get_records(ShardIterator=iterator, Limit=1000)
             self.iterators[index] = (shard_id, response.get("NextShardIterator") or iterator)
             records = [self._lambda_record(r) for r in response.get("Records", [])]
-            selected = [r for r in records if passes_filters(self.filters, r)]
+            selected = self._gather(shard_id, [r for r in records if passes_filters(self.filters, r)])
             lanes = self._lanes(selected)
             if self.lane_pool is None or len(lanes) <= 1:
                 for lane in lanes:
@@ -187,6 +193,19 @@ class StreamPump(Pump):
                         raise
             worked = worked or bool(records)
         return worked
+
+    def _gather(self, shard_id: str, selected: list[dict]) -> list[dict]:
+        """What to invoke now: within MaximumBatchingWindowInSeconds of the first record held,
+        nothing until a batch is full (the records are held, in order); then all of it."""
+        if self.window <= 0:
+            return selected
+        first, held = self.gathered.pop(shard_id, (time.monotonic(), []))
+        held += selected
+        if held and len(held) < self.batch_size and time.monotonic() - first < self.window \
+                and not self.stopping.is_set():
+            self.gathered[shard_id] = (first, held)
+            return []
+        return held
 
     def stop(self) -> None:
         super().stop()

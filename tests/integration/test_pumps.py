@@ -135,6 +135,25 @@ def test_a_parallelization_factor_runs_batches_of_one_shard_at_once_each_key_in_
     assert overlapping, "batches of the one shard ran at once"
 
 
+def test_a_batching_window_gathers_records_until_it_ends_or_the_batch_is_full(emulator, log, run):
+    """MaximumBatchingWindowInSeconds: records that come within the window go in one batch; a
+    full batch goes at once, however long the window."""
+    dynamodb = emulator.client("dynamodb")
+    gathering, filling = create_table(dynamodb, stream=True), create_table(dynamodb, stream=True)
+    function = fixture_function("stream_timed", max_instances=2)
+    for table, props in ((gathering, {"BatchSize": 100, "MaximumBatchingWindowInSeconds": 2}),
+                         (filling, {"BatchSize": 3, "MaximumBatchingWindowInSeconds": 300})):
+        arn = dynamodb.describe_table(TableName=table)["Table"]["LatestStreamArn"]
+        run(StreamPump(function, {"Stream": arn, **props}, emulator, poll_seconds=0.05))
+    for i in range(3):  # read by polls 50 ms apart: without the window, in three batches
+        dynamodb.put_item(TableName=gathering, Item={"pk": {"S": "gathered"}, "sk": {"S": f"{i}"}})
+        dynamodb.put_item(TableName=filling, Item={"pk": {"S": "filled"}, "sk": {"S": f"{i}"}})
+        time.sleep(0.3)
+    assert wait_until(lambda: sum(len(b["records"]) for b in read_log(log)) >= 6, timeout=90), read_log(log)
+    batches = sorted([r[1] for r in b["records"]] for b in read_log(log))
+    assert batches == [["0", "1", "2"], ["0", "1", "2"]], batches
+
+
 def test_a_stream_batch_that_times_out_is_retried_and_bisected(emulator, log, run):
     props, sequence, url = stream_source(emulator, 3, MaximumRetryAttempts=2, BisectBatchOnFunctionError=True)
     # hangs on more than one record: only bisection down to single records gets through
