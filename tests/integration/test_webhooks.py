@@ -8,6 +8,7 @@ import pytest
 from standardwebhooks.webhooks import Webhook
 
 from jobsvc import jobs, sender, webhooks
+from jobsvc.storage import jobs as jobs_store
 from jobsvc.storage import webhooks as webhook_store
 from jobsvc.auth import Actor
 from jobsvc.config import settings
@@ -42,15 +43,16 @@ def pending(env, queue: str) -> int:
     return sum(int(attributes.get(name, 0)) for name in names)
 
 
-def test_delivery_is_signed_recorded_and_costs_four_requests(webhook_env):
+def test_delivery_is_signed_recorded_and_costs_three_requests(webhook_env):
     secret = webhooks.get_secret(ACTOR)["secret"]
     job = finished_job(webhook_env.receiver.url())
     task = webhooks.task_for(job)
     with count_dynamodb_requests() as calls:
         assert webhooks.deliver(task) == webhooks.DELIVERED
-    # the job (is it still there?), the claim, the secret, the record: no transaction, and the
-    # job itself is never written (its callback_* members live in its webhook item)
-    assert calls == ["Query", "UpdateItem", "GetItem", "UpdateItem"]
+    # the job (is it still there?) and its webhook state, the secret, the record: a first attempt
+    # makes no claim, no transaction, and the job itself is never written (its callback_*
+    # members live in its webhook item)
+    assert calls == ["Query", "GetItem", "UpdateItem"]
 
     (received,) = webhook_env.receiver.requests
     assert Webhook(secret).verify(received.body, received.headers) == received.json()
@@ -253,6 +255,54 @@ def test_a_retry_that_arrives_before_its_attempt_is_recorded_is_not_lost(webhook
     assert webhooks.deliver(webhooks.Task(**check)) == webhooks.DELIVERED
     first, second = webhooks.list_attempts(ACTOR, job["id"])
     assert (first["attempt"], first["succeeded"]) == (1, False) and (second["attempt"], second["succeeded"]) == (2, True)
+
+
+def test_a_retry_that_arrives_before_a_first_attempts_record_waits_for_it(webhook_env, monkeypatch):
+    """A first attempt (no claim) queues its retry, then records itself in one write: a retry
+    that comes before that write waits for it (a check after the lease), and makes attempt 2;
+    a check that still finds nothing is dropped (the attempt never finished: its stream record,
+    attempted again, queues a retry of its own)."""
+    monkeypatch.setenv("WEBHOOK_LEASE_SECONDS", "1")
+    settings.cache_clear()
+    job = finished_job(webhook_env.receiver.url())
+    task = webhooks.task_for(job)
+    assert webhooks.deliver(task.next(seen=1)) == webhooks.DEFERRED
+    entry = {"webhook_id": task.webhook_id, "delivery_id": task.delivery_id, "event_type": "job.completed",
+             "attempt": 1, "sent_at": "2026-01-01T00:00:00.000000Z", "status_code": 500, "error": "HTTP 500",
+             "duration_ms": 3, "succeeded": False}
+    assert webhook_store.record_first(task.organization_id, task.job_id, task.delivery_id, "waiting", entry)
+    (check,) = queued(webhook_env, "WebhookQueue", wait=8)
+    assert check["takeover"] is True and check["seen"] == 1
+    assert webhooks.deliver(webhooks.Task(**check)) == webhooks.DELIVERED
+    assert [(a["attempt"], a["succeeded"]) for a in webhooks.list_attempts(ACTOR, job["id"])] == [(1, False), (2, True)]
+
+    never = webhooks.task_for(finished_job(webhook_env.receiver.url()))
+    assert webhooks.deliver(never.next(seen=1)) == webhooks.DEFERRED
+    (check,) = queued(webhook_env, "WebhookQueue", wait=8)
+    assert webhooks.deliver(webhooks.Task(**check)) == webhooks.DUPLICATE
+    assert len(webhook_env.receiver.requests) == 1 and pending(webhook_env, "WebhookQueue") == 0
+
+
+def test_a_first_attempt_overtaken_by_another_delivery_is_still_recorded(webhook_env, monkeypatch):
+    """Another delivery of the job claims on the webhook item while the first attempt is being
+    sent: the first attempt's one write is refused, and the attempt is recorded as attempt 1 of
+    its own delivery, after the other's."""
+    job = finished_job(webhook_env.receiver.url())
+    task = webhooks.task_for(job)
+    post = sender.post
+
+    def overtaken(*args, **kwargs):
+        outcome = post(*args, **kwargs)
+        now = int(time.time())
+        assert webhook_store.claim(task.organization_id, task.job_id, "other", 0, now, now + 60).claimed
+        return outcome
+
+    monkeypatch.setattr(sender, "post", overtaken)
+    assert webhooks.deliver(task) == webhooks.DELIVERED
+    state = jobs_store.get_webhook_state(ACTOR.organization_id, job["id"])
+    assert state[f"d_{task.delivery_id}"]["st"] == "succeeded" and state["d_other"]["st"] == "sending"
+    (attempt,) = webhooks.list_attempts(ACTOR, job["id"])
+    assert attempt["attempt"] == 1 and attempt["succeeded"] and attempt["webhook_id"] == task.webhook_id
 
 
 def test_a_queued_retry_rebuilds_a_large_event_from_the_job(webhook_env):

@@ -163,7 +163,7 @@ def deliver(task: Task) -> str:
             queues.send(cfg.webhook_queue_url, task.message(), int(wait))
             return DEFERRED
         time.sleep(wait)
-    job, _ = job_store.get_job(task.organization_id, task.job_id)
+    job, webhook = job_store.get_job(task.organization_id, task.job_id)
     if job is None:
         return JOB_DELETED  # deleted while its webhook was pending: nothing to announce
     if task.payload is None:
@@ -172,14 +172,21 @@ def deliver(task: Task) -> str:
     moment = epoch()
     completed = task.payload.get("completed_at")
     ttl = retention_ttl(int(parse_iso(completed).timestamp())) if completed else None
-    claim = store.claim(
-        task.organization_id, task.job_id, task.delivery_id, task.seen, moment, moment + cfg.webhook_lease_seconds,
-        takeover=task.takeover, redrive=task.redrive, ttl=ttl, event=task.payload,
-    )
-    if not claim.claimed:
-        return _refused_claim(task, claim, moment)
+    # the first attempt on the job's webhook item (the stream's, as a rule) goes without a claim
+    # and is recorded in one write: a stream record is handled by one invocation at a time, and
+    # seen again (a retried batch) it finds this attempt recorded, and claims like any other
+    first = task.seen == 0 and not task.takeover and not task.redrive and "seq" not in (webhook or {})
+    if first:
+        attempt, round_start, seq = 1, 0, 1
+    else:
+        claim = store.claim(
+            task.organization_id, task.job_id, task.delivery_id, task.seen, moment, moment + cfg.webhook_lease_seconds,
+            takeover=task.takeover, redrive=task.redrive, ttl=ttl, event=task.payload,
+        )
+        if not claim.claimed:
+            return _refused_claim(task, claim, moment)
+        attempt, round_start, seq = claim.attempt, claim.round_start, claim.seq
 
-    attempt = claim.attempt
     body = json.dumps(task.payload, separators=(",", ":"), ensure_ascii=False)
     timestamp = epoch()
     headers = {
@@ -205,15 +212,16 @@ def deliver(task: Task) -> str:
         state, result = store.SUCCEEDED, DELIVERED
     elif outcome.status_code == 410:
         state, result = store.GONE, GONE
-    elif outcome.final or attempt - claim.round_start > cfg.webhook_max_retries:
+    elif outcome.final or attempt - round_start > cfg.webhook_max_retries:
         state, result = store.FAILED, DEAD_LETTERED
     else:
         state, result = store.WAITING, RETRYING
 
-    # the next hop is queued before the outcome is recorded: a crash in between
-    # leaves the delivery "sending" under a lease, which a later claim takes over
+    # the next hop is queued before the outcome is recorded: a crash in between leaves the
+    # delivery "sending" under a lease, which a later claim takes over (or, after a first
+    # attempt, nothing: its stream record is attempted again, and this retry waits for a record)
     if state == store.WAITING:
-        delay = backoff_seconds(attempt - claim.round_start, retry_after=outcome.retry_after)
+        delay = backoff_seconds(attempt - round_start, retry_after=outcome.retry_after)
         _schedule(cfg.webhook_queue_url, task.next(seen=attempt), delay)
     elif state == store.FAILED:
         telemetry.emit("WebhookDeadLettered")
@@ -227,15 +235,29 @@ def deliver(task: Task) -> str:
         "attempt": attempt, "sent_at": sent_at, "status_code": outcome.status_code, "error": outcome.error,
         "duration_ms": outcome.duration_ms, "succeeded": outcome.succeeded,
     }
-    store.record(
-        task.organization_id, task.job_id, task.delivery_id, attempt, claim.seq, state, entry,
-        failed_at=sent_at if state == store.FAILED else None,
-    )
+    failed_at = sent_at if state == store.FAILED else None
+    if first and not store.record_first(task.organization_id, task.job_id, task.delivery_id, state, entry, ttl,
+                                        task.payload, failed_at):
+        # another attempt on the item came first (a redelivery, or this event twice at once):
+        # record this one as attempt 1 the usual way, if the delivery is still nobody's
+        claim = store.claim(task.organization_id, task.job_id, task.delivery_id, 0, moment,
+                            moment + cfg.webhook_lease_seconds, ttl=ttl, event=task.payload)
+        if not claim.claimed:
+            return DUPLICATE
+        first, seq = False, claim.seq
+    if not first:
+        store.record(task.organization_id, task.job_id, task.delivery_id, attempt, seq, state, entry, failed_at=failed_at)
     return result
 
 
 def _refused_claim(task: Task, claim: store.Claim, moment: int) -> str:
     current = claim.current
+    if current is None and task.seen > 0 and not task.takeover and not task.redrive:
+        # the retry of a first attempt whose record (one write, made after queueing this retry)
+        # has not landed yet: look again later; if it never lands, that attempt did not finish,
+        # and its stream record, attempted again, queues a retry of its own
+        _schedule(settings().webhook_queue_url, task.next(seen=task.seen, takeover=True), settings().webhook_lease_seconds)
+        return DEFERRED
     if current is None or current.get("st") != store.SENDING:
         return DUPLICATE  # already delivered, given up, or another attempt owns the next step
     attempts, lease_until = int(current.get("n", 0)), int(current.get("lease", 0))

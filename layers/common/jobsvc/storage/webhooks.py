@@ -10,8 +10,11 @@ last ``LOG_SIZE`` attempts, slot = the attempt's sequence number modulo that).
 A delivery whose retries ran out is in the ``failed`` index (``fail_pk``,
 ``fail_at``) until a later delivery of the job succeeds.
 
-A first attempt that succeeds costs two writes of this small item (the claim
-and the record), and never rewrites the job.
+The first attempt on a job's item is made without a claim and recorded with
+one write of this small item (``record_first``): the stream hands a record to
+one invocation at a time, and a record seen again finds that attempt recorded.
+Every later attempt (a retry, a redelivery, a takeover, a redrive) claims first
+and records after: two writes. None rewrites the job.
 """
 from __future__ import annotations
 
@@ -126,6 +129,43 @@ def record(
             "UpdateItem", TableName=table(), Key=to_item(layout.webhook_key(org, job_id)),
             UpdateExpression=update_expression(sets, removes),
             ConditionExpression=f"{d}.{e.n('n')} = {e.v(attempt)} AND {d}.{e.n('st')} = {e.v(SENDING)}",
+            **e.kwargs(),
+        )
+    except Refused:
+        return False
+    return True
+
+
+def record_first(
+    org: str, job_id: str, delivery_id: str, state: str, entry: dict[str, Any], ttl: int | None = None,
+    event: dict[str, Any] | None = None, failed_at: str | None = None,
+) -> bool:
+    """Write the outcome of the first attempt made on the job's webhook item, made without a
+    claim (one UpdateItem): what ``claim`` and ``record`` together write for attempt 1 of a
+    delivery. False, and nothing written, if the item already holds an attempt (another
+    delivery of the job, or this one, came first): the caller then claims as usual."""
+    e = Expr()
+    sets = [
+        f"{e.n('organization_id')} = {e.v(org)}", f"{e.n('job_id')} = {e.v(job_id)}",
+        f"{e.n(delivery_attribute(delivery_id))} = {e.v({'st': state, 'n': 1, 'lease': 0, 'r0': 0})}",
+        f"{e.n('seq')} = {e.v(1)}",
+        f"{e.n('log')} = {e.v({str(1 % LOG_SIZE): {**entry, 'seq': 1}})}",
+        f"{e.n('callback_sent_at')} = {e.v(entry['sent_at'])}",
+    ]
+    if ttl is not None:
+        sets.append(f"{e.n('ttl')} = {e.v(ttl)}")
+    for name in ("job_type", "completed_at"):  # what the stats need of the job
+        if event and event.get(name):
+            sets.append(f"{e.n(name)} = {e.v(event[name])}")
+    for name in ("status_code", "error"):
+        if entry.get(name) is not None:
+            sets.append(f"{e.n(f'callback_{name}')} = {e.v(entry[name])}")
+    if failed_at is not None:
+        sets += [f"{e.n('fail_pk')} = {e.v(layout.failed_pk(org, job_id))}", f"{e.n('fail_at')} = {e.v(failed_at)}"]
+    try:
+        call(
+            "UpdateItem", TableName=table(), Key=to_item(layout.webhook_key(org, job_id)),
+            UpdateExpression=update_expression(sets), ConditionExpression=f"attribute_not_exists({e.n('seq')})",
             **e.kwargs(),
         )
     except Refused:
