@@ -3,16 +3,18 @@ seen twice counts once), the poller's order and per-provider cap, and the webhoo
 deadline for a whole answer."""
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 
 import pytest
 
-from jobsvc import batches, errors, jobs, scheduler, sender, stats
+from jobsvc import batches, errors, jobs, scheduler, sender, stats, storage
 from jobsvc.auth import Actor
 from jobsvc.config import settings
 from jobsvc.schemas import BatchCreate, BulkCancel, JobCreate, JobUpdate
 from jobsvc.storage import batches as batch_store
 from jobsvc.storage import jobs as store_jobs
+from jobsvc.storage import layout
 from jobsvc.timeutil import now
 from tests.helpers import LambdaContext, load_function
 from tests.integration.test_capacity import Stream
@@ -186,7 +188,37 @@ def test_a_stats_read_is_a_bounded_number_of_requests(table):
         jobs.create_job(A, JobCreate())
     with count_dynamodb_requests() as calls:
         stats.read(A, hours=720)
-    assert sorted(calls) == ["BatchGetItem"] + ["Query"] * 8
+    assert sorted(calls) == ["GetItem", "Query"]
+
+
+def test_the_projector_writes_each_counter_item_once_per_batch_whatever_the_partitions(table):
+    """An organization's counters are one partition: a batch holding records of all its job
+    partitions writes each counter item it touches once (the count item, the hour's item)."""
+    stream = Stream()
+    projector = load_function("projector")
+    made = [jobs.create_job(A, JobCreate(status="running"))[0] for _ in range(24)]
+    assert len({layout.job_shard(job["id"]) for job in made}) == layout.JOB_SHARDS
+    for job in made:
+        jobs.update_job(A, job["id"], JobUpdate(status="completed"))
+    records = stream.new()
+    written: list[tuple[str, str]] = []
+
+    def hook(model, params, **_):  # params: the request as sent
+        if model.name == "UpdateItem":
+            key = json.loads(params["body"])["Key"]
+            written.append((key["pk"]["S"], key["sk"]["S"]))
+
+    clients = storage.botocore_clients()
+    for client in clients:
+        client.meta.events.register("before-call.dynamodb", hook)
+    try:
+        projector.lambda_handler({"Records": records}, LambdaContext())
+    finally:
+        for client in clients:
+            client.meta.events.unregister("before-call.dynamodb", hook)
+    assert len(written) == len(set(written)) and {pk for pk, _ in written} == {f"STATS#{A.organization_id}"}
+    assert len(written) <= 3  # COUNTS and the hour's item (two hours if the batch spans one's end)
+    assert stats.read(A)["counts"]["completed"] == 24
 
 
 # ---- the poller's order and cap ---------------------------------------------------------

@@ -12,7 +12,7 @@ Items (``pk`` / ``sk``)::
   provider batch owner      PROVBATCH#<p>#<id>      OWNER
   scheduler lease           LEASE#<name>            LEASE
   simulated provider batch  SIMBATCH#<id>           SIMBATCH
-  stats counters            STATS#<org>#<type>#<c>  COUNTS | H#<hour>   (see stats.py)
+  stats counters            STATS#<org>             COUNTS | H#<hour>   (see stats.py)
 
 Indexes (all ``KEYS_ONLY``: a heartbeat, a metadata update or a transition
 that keeps an item's index keys writes no index; a page reads the items by key):
