@@ -36,7 +36,11 @@ def test_create_get_update_list_messages_delete(py, tag):
         got = c.get_job(first["id"])
         pending = c.update_job(first["id"], status="pending")
         running = c.update_job(first["id"], status="running", metadata={"step": 1, "n": None})
-        desc = [j["id"] for j in c.list_jobs(source_id=tag)]
+        # a list reads an index, which may lag a write by a moment (as in AWS): wait for the 7
+        import time
+        deadline = time.monotonic() + 30
+        while len(desc := [j["id"] for j in c.list_jobs(source_id=tag)]) < 7 and time.monotonic() < deadline:
+            time.sleep(0.1)
         asc = [j["id"] for j in c.list_jobs(source_id=tag, order="asc")]
         small = [j["id"] for j in c.list_jobs(source_id=tag, limit=3)]
         running_only = [j["id"] for j in c.list_jobs(source_id=tag, status="running")]
