@@ -160,6 +160,11 @@ def apply() -> None:
             if item is None or item.size() <= MAX_ITEM_BYTES:
                 if before is None and shard is not None and len(shard.items) > records + 1:
                     del shard.items[records]  # the keys-only INSERT of moto's first step
+                    # moto numbers a record by its place in the shard (and reads by place): the
+                    # record kept takes the number of the one dropped, so that the next write's
+                    # record gets a number of its own, and a reader already past this one sees it
+                    for place in range(records, len(shard.items)):
+                        shard.items[place].record["dynamodb"]["SequenceNumber"] = str(shard.starting_sequence_number + place)
                 return item
             refusal: Exception = ItemSizeToUpdateTooLarge()
         except ItemSizeToUpdateTooLarge as exc:
