@@ -18,17 +18,24 @@ STAMP  := $(VENV)/.installed
 # half. The venv is made without pip (ensurepip alone took 7 s) and uv put in it by the chosen
 # Python's own pip (pip 22.3 or later: --python); if that Python has no such pip, or uv cannot be
 # had, the venv is made again with pip, which installs the requirements itself.
+# Both write the packages' bytecode (.pyc) at install: every Lambda instance, pytest worker and
+# command the tests start is a new interpreter, and where PYTHONDONTWRITEBYTECODE is set (this
+# machine) nothing would ever be cached: each would compile botocore, pydantic, Powertools... from
+# source again (the API function's import: 2.5 s instead of 0.8 s). COMPILE does the same for
+# the project's own code before the tests and the local stack run (it skips what is up to date).
+COMPILE = $(PY) -m compileall -q -j 0 layers functions local client/src >/dev/null
 UV     := uv==0.13.9
 
 $(STAMP): $(REQS)
 	{ $(PYTHON) -m venv --clear --without-pip $(VENV) \
 	  && PIP_ROOT_USER_ACTION=ignore $(PYTHON) -m pip --python $(PY) install --quiet --disable-pip-version-check "$(UV)" \
-	  && $(VENV)/bin/uv pip install --quiet --python $(PY) -r requirements-dev.txt; } \
+	  && $(VENV)/bin/uv pip install --quiet --compile-bytecode --python $(PY) -r requirements-dev.txt; } \
 	|| { $(PYTHON) -m venv --clear $(VENV) \
 	     && $(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt; }
 	touch $(STAMP)
 
 run: $(STAMP)
+	$(COMPILE)
 	$(PY) -m local
 
 # two pytest workers (the machine's two cores): the end-to-end tests, which mostly wait on the
@@ -38,6 +45,7 @@ run: $(STAMP)
 # halves the collection each worker does.
 SOAKS := tests/e2e/test_soak_faults.py tests/e2e/test_openapi_fuzz.py
 test: $(STAMP)
+	$(COMPILE)
 	$(PY) -m pytest -n 2 --dist loadgroup -p no:schemathesis -p no:hypothesispytest -p no:anyio \
 	  $(addprefix --ignore=,$(SOAKS))
 
