@@ -13,19 +13,26 @@ UpdateItem; DynamoDB writes none when the item is left identical ("If you perfor
 UpdateItem operation that does not change any data in an item, DynamoDB Streams does not write a
 stream record for that operation": Developer Guide, "Change data capture for DynamoDB Streams").
 
-3. Transaction conflicts (conflicts.py) and eventually consistent reads (consistency.py), which
+3. A value in ``ExpressionAttributeValues`` that no expression uses is refused (moto checks
+only the names).
+
+4. Transaction conflicts (conflicts.py) and eventually consistent reads (consistency.py), which
 moto does not have at all; both are off unless the emulator's settings turn them on.
 
-4. A query reads one partition of the table or of an index, not the whole table (query_index.py),
+5. A query reads one partition of the table or of an index, not the whole table (query_index.py),
 an answer's items are serialized as the JSON they already are (fast_serialize.py), and an
 expression is parsed once, not twice a request (fast_parse.py).
 """
 from __future__ import annotations
 
 import copy
+import re
 from typing import Any
 
 _applied = False
+#: the expressions of a request that may use ExpressionAttributeValues, and what a value's placeholder is
+EXPRESSIONS = ("KeyConditionExpression", "FilterExpression", "ConditionExpression", "UpdateExpression", "ProjectionExpression")
+PLACEHOLDER = re.compile(r":[A-Za-z0-9_]+")
 #: DynamoDB's item size limit (400 KB; moto's own tests put the real one between 409 and 410 KB)
 MAX_ITEM_BYTES = 400 * 1024
 
@@ -180,6 +187,37 @@ def apply() -> None:
         raise refusal
 
     DynamoDBBackend.update_item = whole_update_item
+
+    # 4. A value no expression uses is refused, as DynamoDB refuses it ("Value provided in
+    #    ExpressionAttributeValues unused in expressions"); moto checks only the names. (A
+    #    paged query that made new placeholders for every page passed here, and failed in AWS
+    #    on its second page.)
+    from moto.dynamodb.exceptions import MockValidationException
+    from moto.dynamodb.responses import DynamoHandler
+
+    def values_used(op: dict) -> None:
+        values = op.get("ExpressionAttributeValues")
+        if not values:
+            return
+        text = " ".join(op.get(name) or "" for name in EXPRESSIONS)
+        used = set(PLACEHOLDER.findall(text))
+        unused = sorted(name for name in values if name not in used)
+        if unused:
+            raise MockValidationException(
+                f"Value provided in ExpressionAttributeValues unused in expressions: keys: {{{', '.join(unused)}}}")
+
+    def checked(method: Any, ops: Any) -> Any:
+        def wrapper(self: Any) -> Any:
+            for op in ops(self.body):
+                values_used(op)
+            return method(self)
+        return wrapper
+
+    for action in ("query", "scan", "get_item", "put_item", "update_item", "delete_item"):
+        setattr(DynamoHandler, action, checked(getattr(DynamoHandler, action), lambda body: [body]))
+    DynamoHandler.transact_write_items = checked(
+        DynamoHandler.transact_write_items,
+        lambda body: [op for part in body.get("TransactItems", []) for op in part.values() if isinstance(op, dict)])
     conflicts.apply()
     consistency.apply()
     query_index.apply()  # last: it marks the items every other UpdateItem wrapper may change

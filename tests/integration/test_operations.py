@@ -237,6 +237,14 @@ def test_the_least_recently_polled_batches_go_first_and_each_provider_is_capped(
     assert sorted(polls) == [1, 1, 1, 1, 2]  # 6 polls over 5 batches: nobody polled twice before all once
 
 
+def test_the_polling_index_is_read_past_its_pages(table):
+    """A shard of the polling index read in pages (here one entry a page) gives every running
+    batch: each page asks the same query (DynamoDB refuses names or values a page leaves unused)."""
+    made = {batches.create_batch(A, BatchCreate(provider="simulated", requests=[{"custom_id": "a", "params": {}}]))[0]["id"]
+            for _ in range(12)}
+    assert {layout.id_of_sk(entry["sk"]) for entry in batch_store.polling_entries(limit_per_shard=1)} == made
+
+
 # ---- the sender's deadline --------------------------------------------------------------
 
 

@@ -57,11 +57,12 @@ def polling_entries(limit_per_shard: int = 1000) -> list[dict[str, Any]]:
     found: list[dict[str, Any]] = []
     for pk in layout.poll_pks():
         e = Expr()
+        condition = f"{e.n('poll_pk')} = {e.v(pk)}"
         start = None
-        while True:
+        while True:  # every page asks the same (DynamoDB refuses names or values left unused)
             kwargs: dict[str, Any] = {"ExclusiveStartKey": start} if start else {}
             data = call("Query", TableName=table(), IndexName="polling", Limit=limit_per_shard,
-                        KeyConditionExpression=f"{e.n('poll_pk')} = {e.v(pk)}", **e.kwargs(), **kwargs)
+                        KeyConditionExpression=condition, **e.kwargs(), **kwargs)
             found += [r for r in map(from_item, data.get("Items", [])) if r]
             start = data.get("LastEvaluatedKey")
             if not start:

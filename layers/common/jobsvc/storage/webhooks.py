@@ -189,13 +189,13 @@ def failed_since(org: str, since: str, until: str, limit: int) -> list[dict[str,
     found: list[dict[str, Any]] = []
     for pk in layout.failed_pks(org):
         e = Expr()
+        condition = f"{e.n('fail_pk')} = {e.v(pk)} AND {e.n('fail_at')} BETWEEN {e.v(since)} AND {e.v(until)}"
         start: dict[str, Any] | None = None
-        while len(found) < limit:
+        while len(found) < limit:  # every page asks the same (no value left unused)
             kwargs: dict[str, Any] = {"ExclusiveStartKey": start} if start else {}
             data = call(
                 "Query", TableName=table(), IndexName="failed", Limit=limit - len(found),
-                KeyConditionExpression=f"{e.n('fail_pk')} = {e.v(pk)} AND {e.n('fail_at')} BETWEEN {e.v(since)} AND {e.v(until)}",
-                **e.kwargs(), **kwargs,
+                KeyConditionExpression=condition, **e.kwargs(), **kwargs,
             )
             found += [r for r in map(from_item, data.get("Items", [])) if r]
             start = data.get("LastEvaluatedKey")
