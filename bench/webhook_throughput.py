@@ -256,7 +256,7 @@ def aws_figure() -> list[str]:
     lines += [
         "  assumptions: every batch is full (a busy shard: records arrive faster than they are sent), every",
         "  attempt succeeds at its first try in 500 ms, a receiver that takes that many connections at once, the",
-        f"  function's own work (4 DynamoDB requests per delivery, ~10-20 ms in AWS) small beside {ANSWER_SECONDS} s, and",
+        f"  function's own work (3 DynamoDB requests per first-attempt delivery, ~10-20 ms in AWS) small beside {ANSWER_SECONDS} s, and",
         f"  batches whose {math.ceil(batch / concurrency)} rounds of {concurrency} take ~{math.ceil(batch / concurrency) * ANSWER_SECONDS:.1f} s",
         f"  (the last round only {batch - (math.ceil(batch / concurrency) - 1) * concurrency} attempts: a full batch averages "
         f"{batch / (math.ceil(batch / concurrency) * ANSWER_SECONDS) * factor:.0f}/s per shard, the figure above is the ceiling);",

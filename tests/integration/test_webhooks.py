@@ -260,8 +260,7 @@ def test_a_retry_that_arrives_before_its_attempt_is_recorded_is_not_lost(webhook
 def test_a_retry_that_arrives_before_a_first_attempts_record_waits_for_it(webhook_env, monkeypatch):
     """A first attempt (no claim) queues its retry, then records itself in one write: a retry
     that comes before that write waits for it (a check after the lease), and makes attempt 2;
-    a check that still finds nothing is dropped (the attempt never finished: its stream record,
-    attempted again, queues a retry of its own)."""
+    a check that still finds nothing claims the delivery and sends it."""
     monkeypatch.setenv("WEBHOOK_LEASE_SECONDS", "1")
     settings.cache_clear()
     job = finished_job(webhook_env.receiver.url())
@@ -276,11 +275,28 @@ def test_a_retry_that_arrives_before_a_first_attempts_record_waits_for_it(webhoo
     assert webhooks.deliver(webhooks.Task(**check)) == webhooks.DELIVERED
     assert [(a["attempt"], a["succeeded"]) for a in webhooks.list_attempts(ACTOR, job["id"])] == [(1, False), (2, True)]
 
-    never = webhooks.task_for(finished_job(webhook_env.receiver.url()))
+    # a first attempt that never recorded itself: the retry's check carries the delivery on
+    # (claimed, as attempt 1 of the record), and the stream record, seen again, is refused
+    never = webhooks.task_for(finished_job(webhook_env.receiver.url("/never")))
     assert webhooks.deliver(never.next(seen=1)) == webhooks.DEFERRED
     (check,) = queued(webhook_env, "WebhookQueue", wait=8)
-    assert webhooks.deliver(webhooks.Task(**check)) == webhooks.DUPLICATE
-    assert len(webhook_env.receiver.requests) == 1 and pending(webhook_env, "WebhookQueue") == 0
+    assert webhooks.deliver(webhooks.Task(**check)) == webhooks.DELIVERED
+    assert webhooks.deliver(never) == webhooks.DUPLICATE
+    assert [r.path for r in webhook_env.receiver.requests].count("/never") == 1
+    assert pending(webhook_env, "WebhookQueue") == 0
+
+
+def test_a_queued_first_attempt_claims(webhook_env):
+    """Only the stream's first attempt goes without a claim: a queued one (a redelivery, a
+    replayed stream failure) may be handed to two pollers at once by SQS, and claims first."""
+    webhooks.get_secret(ACTOR)  # the organization's secret exists (its making is one more write)
+    job = finished_job(webhook_env.receiver.url())
+    queued_task = webhooks.Task(**webhooks.task_for(job).message())
+    with count_dynamodb_requests() as calls:
+        assert webhooks.deliver(queued_task) == webhooks.DELIVERED
+    assert calls == ["Query", "UpdateItem", "GetItem", "UpdateItem"]
+    assert webhooks.deliver(queued_task) == webhooks.DUPLICATE  # the same message again
+    assert len(webhook_env.receiver.requests) == 1
 
 
 def test_a_first_attempt_overtaken_by_another_delivery_is_still_recorded(webhook_env, monkeypatch):

@@ -6,8 +6,10 @@ it belongs to, and how many attempts are known to have been made. Each
 attempt:
 
 1. claims the delivery with a conditional write (a duplicate stream record or
-   SQS message, or a second sender, is refused: one event is never sent twice
-   as a success);
+   SQS message, or a second sender, is refused) -- except the stream's first
+   attempt on a job's webhook item, which is recorded in step 4 alone: a
+   stream record is handled by one invocation at a time, and one seen again
+   (a retried batch) finds that record and claims;
 2. signs and POSTs the event (``sender.post``);
 3. on a retryable failure queues the next attempt to SQS with the backoff
    delay; when retries are exhausted (or the URL is refused) it sends the
@@ -16,7 +18,11 @@ attempt:
    view in one write of the job's webhook item (storage/webhooks.py).
 
 A sender that crashes mid-attempt leaves the delivery "sending" with a lease;
-a later claim takes it over once the lease has run out, so no event is lost.
+a later claim takes it over once the lease has run out. A first attempt that
+crashes (or cannot record itself) leaves nothing: its stream record is
+attempted again, and a retry it queued waits for its record, then, if none
+came, claims the delivery itself. So no event is lost, and one is sent more
+than once only when an attempt ends between its POST and its record.
 """
 from __future__ import annotations
 
@@ -157,6 +163,8 @@ def deliver(task: Task) -> str:
     from . import sender  # requests: only the callbacks function sends, the API only queues
 
     cfg = settings()
+    # a task that carries its event came straight from the stream (a queued one never does)
+    from_stream = task.payload is not None
     wait = task.not_before / 1000 - time.time()
     if wait > 0:
         if wait > 2:  # came much too early (a redrive, a clock): look again later
@@ -172,10 +180,11 @@ def deliver(task: Task) -> str:
     moment = epoch()
     completed = task.payload.get("completed_at")
     ttl = retention_ttl(int(parse_iso(completed).timestamp())) if completed else None
-    # the first attempt on the job's webhook item (the stream's, as a rule) goes without a claim
-    # and is recorded in one write: a stream record is handled by one invocation at a time, and
-    # seen again (a retried batch) it finds this attempt recorded, and claims like any other
-    first = task.seen == 0 and not task.takeover and not task.redrive and "seq" not in (webhook or {})
+    # the stream's first attempt, on a job's webhook item that holds none yet, goes without a
+    # claim and is recorded in one write: a stream record is handled by one invocation at a time,
+    # and seen again (a retried batch) it finds this attempt recorded, and claims like any other.
+    # A queued task always claims (SQS may hand one message to two pollers at once).
+    first = from_stream and task.seen == 0 and not task.takeover and not task.redrive and "seq" not in (webhook or {})
     if first:
         attempt, round_start, seq = 1, 0, 1
     else:
@@ -252,12 +261,16 @@ def deliver(task: Task) -> str:
 
 def _refused_claim(task: Task, claim: store.Claim, moment: int) -> str:
     current = claim.current
-    if current is None and task.seen > 0 and not task.takeover and not task.redrive:
-        # the retry of a first attempt whose record (one write, made after queueing this retry)
-        # has not landed yet: look again later; if it never lands, that attempt did not finish,
-        # and its stream record, attempted again, queues a retry of its own
-        _schedule(settings().webhook_queue_url, task.next(seen=task.seen, takeover=True), settings().webhook_lease_seconds)
-        return DEFERRED
+    if current is None and task.seen > 0 and not task.redrive:
+        if not task.takeover:
+            # the retry of a first attempt whose record (one write, made after queueing this
+            # retry) has not landed yet: look again when a sender's lease would have run out
+            _schedule(settings().webhook_queue_url, task.next(seen=task.seen, takeover=True),
+                      settings().webhook_lease_seconds)
+            return DEFERRED
+        # still nothing: that first attempt never recorded itself (it crashed, or its write kept
+        # failing): this message carries the delivery on, claiming it as a new delivery would
+        return deliver(replace(task, seen=0, takeover=False, payload=None))
     if current is None or current.get("st") != store.SENDING:
         return DUPLICATE  # already delivered, given up, or another attempt owns the next step
     attempts, lease_until = int(current.get("n", 0)), int(current.get("lease", 0))

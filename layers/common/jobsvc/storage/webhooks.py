@@ -143,7 +143,9 @@ def record_first(
     """Write the outcome of the first attempt made on the job's webhook item, made without a
     claim (one UpdateItem): what ``claim`` and ``record`` together write for attempt 1 of a
     delivery. False, and nothing written, if the item already holds an attempt (another
-    delivery of the job, or this one, came first): the caller then claims as usual."""
+    delivery of the job, or this one, came first): the caller then claims as usual. (A job
+    deleted during the POST gets its webhook item back, alone: its ``ttl``, the job's
+    retention, takes it away.)"""
     e = Expr()
     sets = [
         f"{e.n('organization_id')} = {e.v(org)}", f"{e.n('job_id')} = {e.v(job_id)}",
