@@ -18,18 +18,23 @@ STAMP  := $(VENV)/.installed
 # half. The venv is made without pip (ensurepip alone took 7 s) and uv put in it by the chosen
 # Python's own pip (pip 22.3 or later: --python); if that Python has no such pip, or uv cannot be
 # had, the venv is made again with pip, which installs the requirements itself.
-# Both write the packages' bytecode (.pyc) at install: every Lambda instance, pytest worker and
-# command the tests start is a new interpreter, and where PYTHONDONTWRITEBYTECODE is set (this
-# machine) nothing would ever be cached: each would compile botocore, pydantic, Powertools... from
-# source again (the API function's import: 2.5 s instead of 0.8 s). COMPILE does the same for
-# the project's own code before the tests and the local stack run (it skips what is up to date).
-COMPILE = $(PY) -m compileall -q -j 0 layers functions local client/src >/dev/null
+# Bytecode (.pyc): every Lambda instance, pytest worker and command the tests start is a new
+# interpreter, and where PYTHONDONTWRITEBYTECODE is set (this machine) nothing is ever cached:
+# each would compile botocore, pydantic, Powertools... from source again (the API function's
+# import: 2.5 s instead of 0.8 s). The packages those processes import are compiled at install
+# (about 7 s; all of them, uv's --compile-bytecode, took 20 s); pip's fallback compiles every
+# package itself. COMPILE does the same for the project's own code before the tests and the
+# local stack run (it skips what is up to date).
+HOT_PACKAGES = botocore aws_lambda_powertools pydantic pydantic_core requests urllib3 moto werkzeug flask jinja2 jmespath dateutil boto3 s3transfer
+COMPILE = $(PY) -m compileall -q -j 0 layers functions local client/src
 UV     := uv==0.13.9
 
 $(STAMP): $(REQS)
 	{ $(PYTHON) -m venv --clear --without-pip $(VENV) \
 	  && PIP_ROOT_USER_ACTION=ignore $(PYTHON) -m pip --python $(PY) install --quiet --disable-pip-version-check "$(UV)" \
-	  && $(VENV)/bin/uv pip install --quiet --compile-bytecode --python $(PY) -r requirements-dev.txt; } \
+	  && $(VENV)/bin/uv pip install --quiet --python $(PY) -r requirements-dev.txt \
+	  && site="$$($(PY) -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')" \
+	  && $(PY) -m compileall -q -j 0 $(addprefix "$$site"/,$(HOT_PACKAGES)); } \
 	|| { $(PYTHON) -m venv --clear $(VENV) \
 	     && $(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt; }
 	touch $(STAMP)
