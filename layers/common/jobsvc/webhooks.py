@@ -245,17 +245,18 @@ def deliver(task: Task) -> str:
         "duration_ms": outcome.duration_ms, "succeeded": outcome.succeeded,
     }
     failed_at = sent_at if state == store.FAILED else None
-    if first and not store.record_first(task.organization_id, task.job_id, task.delivery_id, state, entry, ttl,
-                                        task.payload, failed_at):
+    if first:
+        if store.record_first(task.organization_id, task.job_id, task.delivery_id, state, entry, ttl, task.payload,
+                              failed_at):
+            return result
         # another attempt on the item came first (a redelivery, or this event twice at once):
         # record this one as attempt 1 the usual way, if the delivery is still nobody's
         claim = store.claim(task.organization_id, task.job_id, task.delivery_id, 0, moment,
                             moment + cfg.webhook_lease_seconds, ttl=ttl, event=task.payload)
         if not claim.claimed:
             return DUPLICATE
-        first, seq = False, claim.seq
-    if not first:
-        store.record(task.organization_id, task.job_id, task.delivery_id, attempt, seq, state, entry, failed_at=failed_at)
+        seq = claim.seq
+    store.record(task.organization_id, task.job_id, task.delivery_id, attempt, seq, state, entry, failed_at=failed_at)
     return result
 
 

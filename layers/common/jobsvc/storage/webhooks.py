@@ -58,15 +58,7 @@ def claim(
     e = Expr()
     d = e.n(delivery_attribute(delivery_id))
     state = lambda st: f"{d}.{e.n('st')} = {e.v(st)} AND {d}.{e.n('n')} = {e.v(seen)}"  # noqa: E731
-    sets = [
-        f"{e.n('organization_id')} = {e.v(org)}", f"{e.n('job_id')} = {e.v(job_id)}",
-        f"{e.n('log')} = if_not_exists({e.n('log')}, {e.v({})})",
-    ]
-    if ttl is not None:
-        sets.append(f"{e.n('ttl')} = {e.v(ttl)}")
-    for name in ("job_type", "completed_at"):  # what the stats need of the job
-        if event and event.get(name):
-            sets.append(f"{e.n(name)} = {e.v(event[name])}")
+    sets = _job_sets(e, org, job_id, ttl, event) + [f"{e.n('log')} = if_not_exists({e.n('log')}, {e.v({})})"]
     if seen == 0 and not takeover:
         condition = f"attribute_not_exists({d})"
         sets.append(f"{d} = {e.v({'st': SENDING, 'n': 1, 'lease': lease_until, 'r0': 0})}")
@@ -108,22 +100,11 @@ def record(
     failed index (retries exhausted); a success takes it out. False if the claim was lost."""
     e = Expr()
     d = e.n(delivery_attribute(delivery_id))
-    sets = [
+    sets, removes = _outcome(e, org, job_id, state, entry, failed_at)
+    sets += [
         f"{d}.{e.n('st')} = {e.v(state)}",
-        f"{e.n('callback_sent_at')} = {e.v(entry['sent_at'])}",
         f"{e.n('log')}.{e.n(str(seq % LOG_SIZE))} = {e.v({**entry, 'seq': seq})}",
     ]
-    removes = []
-    for name in ("status_code", "error"):
-        target = e.n(f"callback_{name}")
-        if entry.get(name) is None:
-            removes.append(target)
-        else:
-            sets.append(f"{target} = {e.v(entry[name])}")
-    if failed_at is not None:
-        sets += [f"{e.n('fail_pk')} = {e.v(layout.failed_pk(org, job_id))}", f"{e.n('fail_at')} = {e.v(failed_at)}"]
-    elif state == SUCCEEDED:
-        removes += [e.n("fail_pk"), e.n("fail_at")]
     try:
         call(
             "UpdateItem", TableName=table(), Key=to_item(layout.webhook_key(org, job_id)),
@@ -147,32 +128,54 @@ def record_first(
     deleted during the POST gets its webhook item back, alone: its ``ttl``, the job's
     retention, takes it away.)"""
     e = Expr()
-    sets = [
-        f"{e.n('organization_id')} = {e.v(org)}", f"{e.n('job_id')} = {e.v(job_id)}",
+    seq = 1
+    sets, removes = _outcome(e, org, job_id, state, entry, failed_at)
+    sets += _job_sets(e, org, job_id, ttl, event) + [
         f"{e.n(delivery_attribute(delivery_id))} = {e.v({'st': state, 'n': 1, 'lease': 0, 'r0': 0})}",
-        f"{e.n('seq')} = {e.v(1)}",
-        f"{e.n('log')} = {e.v({str(1 % LOG_SIZE): {**entry, 'seq': 1}})}",
-        f"{e.n('callback_sent_at')} = {e.v(entry['sent_at'])}",
+        f"{e.n('seq')} = {e.v(seq)}",
+        f"{e.n('log')} = {e.v({str(seq % LOG_SIZE): {**entry, 'seq': seq}})}",
     ]
-    if ttl is not None:
-        sets.append(f"{e.n('ttl')} = {e.v(ttl)}")
-    for name in ("job_type", "completed_at"):  # what the stats need of the job
-        if event and event.get(name):
-            sets.append(f"{e.n(name)} = {e.v(event[name])}")
-    for name in ("status_code", "error"):
-        if entry.get(name) is not None:
-            sets.append(f"{e.n(f'callback_{name}')} = {e.v(entry[name])}")
-    if failed_at is not None:
-        sets += [f"{e.n('fail_pk')} = {e.v(layout.failed_pk(org, job_id))}", f"{e.n('fail_at')} = {e.v(failed_at)}"]
     try:
         call(
             "UpdateItem", TableName=table(), Key=to_item(layout.webhook_key(org, job_id)),
-            UpdateExpression=update_expression(sets), ConditionExpression=f"attribute_not_exists({e.n('seq')})",
+            UpdateExpression=update_expression(sets, removes), ConditionExpression=f"attribute_not_exists({e.n('seq')})",
             **e.kwargs(),
         )
     except Refused:
         return False
     return True
+
+
+def _job_sets(e: Expr, org: str, job_id: str, ttl: int | None, event: dict[str, Any] | None) -> list[str]:
+    """What an item takes from its job when an attempt is claimed (or recorded unclaimed): whose
+    it is, what the stats need of the job, and the job's retention."""
+    sets = [f"{e.n('organization_id')} = {e.v(org)}", f"{e.n('job_id')} = {e.v(job_id)}"]
+    if ttl is not None:
+        sets.append(f"{e.n('ttl')} = {e.v(ttl)}")
+    for name in ("job_type", "completed_at"):
+        if event and event.get(name):
+            sets.append(f"{e.n(name)} = {e.v(event[name])}")
+    return sets
+
+
+def _outcome(
+    e: Expr, org: str, job_id: str, state: str, entry: dict[str, Any], failed_at: str | None,
+) -> tuple[list[str], list[str]]:
+    """(sets, removes) of an attempt's outcome: the job's ``callback_*`` view, and the failed
+    index (entered when retries ran out, left on a success)."""
+    sets = [f"{e.n('callback_sent_at')} = {e.v(entry['sent_at'])}"]
+    removes = []
+    for name in ("status_code", "error"):
+        target = e.n(f"callback_{name}")
+        if entry.get(name) is None:
+            removes.append(target)
+        else:
+            sets.append(f"{target} = {e.v(entry[name])}")
+    if failed_at is not None:
+        sets += [f"{e.n('fail_pk')} = {e.v(layout.failed_pk(org, job_id))}", f"{e.n('fail_at')} = {e.v(failed_at)}"]
+    elif state == SUCCEEDED:
+        removes += [e.n("fail_pk"), e.n("fail_at")]
+    return sets, removes
 
 
 def attempts(webhook_state: dict[str, Any] | None) -> list[dict[str, Any]]:
