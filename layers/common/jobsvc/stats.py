@@ -31,8 +31,7 @@ def _ms(start: str, end: str) -> int:
 
 
 def record_deltas(event_name: str, keys: dict[str, Any], old_image: dict | None, new_image: dict | None) -> list[tuple[str, str, dict[str, int], int | None]]:
-    """What one stream record adds to which counter: [(pk, sk, {attribute: amount}, ttl)]
-    (the record's job partition is the last part of its key's ``pk``)."""
+    """What one stream record adds to which counter: [(pk, sk, {attribute: amount}, ttl)]."""
     sk = keys.get("sk", {}).get("S", "")
     pk = keys.get("pk", {}).get("S", "")
     if not sk.startswith("JOB#") or not pk.startswith("ORG#"):
@@ -92,8 +91,10 @@ def apply(records: list[dict[str, Any]]) -> int:
         data = record.get("dynamodb", {})
         sequence = store.padded(data.get("SequenceNumber", "0"))
         keys = data.get("Keys", {})
-        for pk, sk, amounts, ttl in record_deltas(record.get("eventName", ""), keys, data.get("OldImage"), data.get("NewImage")):
-            shard = int(keys["pk"]["S"].rsplit("#", 1)[1])  # the job partition: its records are in order
+        deltas = record_deltas(record.get("eventName", ""), keys, data.get("OldImage"), data.get("NewImage"))
+        # a job's (or its webhook item's) record: its job partition's records come in order
+        shard = layout.shard_of_pk(keys["pk"]["S"]) if deltas else 0
+        for pk, sk, amounts, ttl in deltas:
             per_item.setdefault((pk, sk), []).append((shard, sequence, amounts))
             ttls[(pk, sk)] = ttl
     return sum(store.add(pk, sk, deltas, ttls[(pk, sk)]) for (pk, sk), deltas in per_item.items())

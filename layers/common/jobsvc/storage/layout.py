@@ -75,6 +75,11 @@ def org_of_pk(pk: str) -> str:
     return pk.removeprefix("ORG#").split("#", 1)[0]
 
 
+def shard_of_pk(pk: str) -> int:
+    """The job partition (0..7) of a job's partition key (``ORG#<org>#<s>``)."""
+    return int(pk.rsplit("#", 1)[1])
+
+
 def job_key(org: str, job_id: str) -> dict[str, str]:
     return {"pk": org_shard_pk(org, job_shard(job_id)), "sk": f"JOB#{job_id}"}
 
