@@ -79,18 +79,16 @@ def child(run_id: str) -> None:
     local = threading.local()
     lock = threading.Lock()
 
-    def before(model: Any, **_: Any) -> None:
-        local.started = time.monotonic()
-
-    def after(model: Any, **_: Any) -> None:
+    def listener(stage: str, operation: str, params: dict) -> None:
+        if stage == "before":
+            local.started = time.monotonic()
+            return
         took = time.monotonic() - getattr(local, "started", time.monotonic())
         with lock:
-            db_seconds[model.name] = db_seconds.get(model.name, 0.0) + took
-            db_counts[model.name] = db_counts.get(model.name, 0) + 1
+            db_seconds[operation] = db_seconds.get(operation, 0.0) + took
+            db_counts[operation] = db_counts.get(operation, 0) + 1
 
-    for client in storage.botocore_clients():
-        client.meta.events.register("before-call.dynamodb", before)
-        client.meta.events.register("after-call.dynamodb", after)
+    storage.wire.listeners.append(listener)  # for the whole run (this process ends with it)
     budget_end = started + BUDGET_SECONDS
     samples: list[tuple[float, int, int]] = []
     if os.environ.get("BENCH_MEMORY_SAMPLES"):  # diagnosis: RSS (and Python's own allocations) over the run

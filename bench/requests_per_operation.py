@@ -23,6 +23,7 @@ os.environ.pop("AWS_ENDPOINT_URL", None)
 import boto3  # noqa: E402
 from moto import mock_aws  # noqa: E402
 
+from local import in_process  # noqa: E402
 from local.counting import count_dynamodb_requests  # noqa: E402
 from local.template import Template  # noqa: E402
 from tests.helpers import LambdaContext, event, load_function  # noqa: E402
@@ -31,6 +32,7 @@ SAMPLE_JOB = "job-01a222d6-3e20-7709-8ca5-2a2f43631f8a"
 
 
 def main() -> None:
+    in_process.install()  # moto in this process answers the service's DynamoDB requests
     with mock_aws():
         client = boto3.client("dynamodb", region_name="us-east-1")
         for definition in Template().table_definitions():

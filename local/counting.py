@@ -1,8 +1,8 @@
-"""Count the DynamoDB requests the service makes, with botocore's event hooks (tests, benchmarks)."""
+"""Count the DynamoDB requests the service makes in this process (tests, benchmarks)."""
 from __future__ import annotations
 
 from contextlib import contextmanager
-from typing import Any, Iterator
+from typing import Iterator
 
 
 @contextmanager
@@ -12,14 +12,9 @@ def count_dynamodb_requests() -> Iterator[list[str]]:
 
     calls: list[str] = []
 
-    def hook(model: Any, **_: Any) -> None:
-        calls.append(model.name)
+    def listener(stage: str, operation: str, params: dict) -> None:
+        if stage == "before":
+            calls.append(operation)
 
-    clients = storage.botocore_clients()
-    for client in clients:
-        client.meta.events.register("before-call.dynamodb", hook)
-    try:
+    with storage.watching(listener):
         yield calls
-    finally:
-        for client in clients:
-            client.meta.events.unregister("before-call.dynamodb", hook)

@@ -42,6 +42,8 @@ def pytest_collection_modifyitems(config, items):
 # moto as the local stack's emulator patches it, in every test level (local/moto_patches.py:
 # an UpdateItem refused or applied whole, with one stream record; transactions that cost what
 # they touch; no stream record for a write that changes nothing)
-from local import moto_patches  # noqa: E402
+from local import in_process, moto_patches  # noqa: E402
 
 moto_patches.apply()
+# the service's DynamoDB client speaks HTTP itself: while a test's mock_aws is on, moto answers it
+in_process.install()

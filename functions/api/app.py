@@ -384,7 +384,7 @@ def lambda_handler(event: dict, context: Any) -> dict:
 
 
 def _before_snapshot() -> None:
-    """Load now what the first request would: the snapshot then holds it (botocore's model)."""
+    """Make now what the first request would: the snapshot then holds it (the DynamoDB client, its credentials)."""
     from jobsvc.storage import db
 
     db.client()
@@ -393,7 +393,7 @@ def _before_snapshot() -> None:
 def _after_restore() -> None:
     """A restored environment is one of many copies of the snapshot: what must differ per
     environment is made anew: random state (retry jitter), the round-robin of job id shards,
-    and connections (botocore's pool holds sockets from the snapshot's time)."""
+    and connections (a pool holds sockets from the snapshot's time) and credentials."""
     import random
 
     from jobsvc import ids, queues

@@ -3,7 +3,6 @@ seen twice counts once), the poller's order and per-provider cap, and the webhoo
 deadline for a whole answer."""
 from __future__ import annotations
 
-import json
 from datetime import timedelta
 
 import pytest
@@ -203,19 +202,12 @@ def test_the_projector_writes_each_counter_item_once_per_batch_whatever_the_part
     records = stream.new()
     written: list[tuple[str, str]] = []
 
-    def hook(model, params, **_):  # params: the request as sent
-        if model.name == "UpdateItem":
-            key = json.loads(params["body"])["Key"]
-            written.append((key["pk"]["S"], key["sk"]["S"]))
+    def listener(stage, operation, params):  # params: the request as sent
+        if stage == "before" and operation == "UpdateItem":
+            written.append((params["Key"]["pk"]["S"], params["Key"]["sk"]["S"]))
 
-    clients = storage.botocore_clients()
-    for client in clients:
-        client.meta.events.register("before-call.dynamodb", hook)
-    try:
+    with storage.watching(listener):
         projector.lambda_handler({"Records": records}, LambdaContext())
-    finally:
-        for client in clients:
-            client.meta.events.unregister("before-call.dynamodb", hook)
     assert len(written) == len(set(written)) and {pk for pk, _ in written} == {f"STATS#{A.organization_id}"}
     assert len(written) <= 3  # COUNTS and the hour's item (two hours if the batch spans one's end)
     assert stats.read(A)["counts"]["completed"] == 24

@@ -21,7 +21,7 @@ def test_after_restore_makes_random_state_shards_and_connections_anew(monkeypatc
     assert len(starts) > 1, before
 
 
-def test_before_snapshot_loads_the_client():
+def test_before_snapshot_makes_the_client():
     api = load_function("api")
     db.reset_client()
     api._before_snapshot()

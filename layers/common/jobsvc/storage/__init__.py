@@ -2,6 +2,7 @@
 
 - ``layout``: where every item and index entry lives (keys, shards).
 - ``db``: the client, conversions, and how failed requests are read and retried.
+- ``wire``: DynamoDB's JSON protocol (signing, connections, the SDK's retry mode).
 - ``jobs``: jobs (one write per operation), lists, idempotency records, messages.
 - ``webhooks``: a job's webhook state (deliveries, attempts), the signing secrets.
 - ``batches``: provider batch ownership, the poller's index, results, simulated batches.
@@ -12,11 +13,19 @@ Records are plain dicts of the item's attributes.
 """
 from __future__ import annotations
 
-from typing import Any
+from contextlib import contextmanager
+from typing import Callable, Iterator
 
-from . import access, batches, db, jobs, layout, webhooks  # noqa: F401
+from . import access, batches, db, jobs, layout, webhooks, wire  # noqa: F401
 
 
-def botocore_clients() -> list[Any]:
-    """Every botocore client the service uses for DynamoDB (tests count requests on them)."""
-    return [db.client()]
+@contextmanager
+def watching(listener: Callable[[str, str, dict], None]) -> Iterator[None]:
+    """Inside the block, ``listener(stage, operation, params)`` hears of every DynamoDB request
+    this process makes: stage "before" as it is sent, "after" once it is answered or has failed
+    (tests and benchmarks count requests with it)."""
+    wire.listeners.append(listener)
+    try:
+        yield
+    finally:
+        wire.listeners.remove(listener)

@@ -1,9 +1,10 @@
 """The DynamoDB client, the item <-> AttributeValue conversion, and how a failed request is read.
 
 Every request of the service goes through ``call`` (one place to count, retry and
-map errors). Throttling and DynamoDB's 5xx are retried by botocore (standard
-mode); ``TransactionConflict`` (a plain write meeting a transaction that holds
-the item, or two transactions on one item), which botocore does not retry, is
+map errors), sent by ``wire`` (DynamoDB's JSON protocol without the SDK's per-request
+work). Throttling and DynamoDB's 5xx are retried there, as botocore's standard mode
+retries them; ``TransactionConflict`` (a plain write meeting a transaction that holds
+the item, or two transactions on one item), which neither retries, is
 retried here with backoff and jitter. When the retries run out the caller gets
 ``errors.Unavailable`` (the API answers 503 with a ``detail``), never a 500.
 """
@@ -18,9 +19,8 @@ from typing import Any
 
 from .. import errors
 from ..config import settings
+from . import wire
 
-#: botocore's attempts per request (1 + 3 retries) for throttling and 5xx, with its own backoff
-BOTOCORE_ATTEMPTS = 4
 #: our attempts for a transaction conflict
 CONFLICT_ATTEMPTS = 6
 CONFLICT_BASE_SECONDS = 0.02
@@ -33,27 +33,14 @@ _lock = threading.Lock()
 _client: Any = None
 
 
-def client() -> Any:
-    """The one botocore DynamoDB client (made on first use: loading its model costs ~0.1 s)."""
+def client() -> wire.Client:
+    """The one DynamoDB client (made on first use: it reads the credentials)."""
     global _client
     if _client is None:
         with _lock:
             if _client is None:
-                import botocore.session
-                from botocore.config import Config
-
                 cfg = settings()
-                # parameter_validation off: every request is built here, from the model's own
-                # shapes, and DynamoDB validates it anyway (a bad one is a ValidationException);
-                # the SDK's check of each request against the API model was ~0.6 ms of the API
-                # function's ~6 ms of CPU a request (bench/cost.py prices that CPU)
-                _client = botocore.session.get_session().create_client(
-                    "dynamodb", region_name=cfg.region, endpoint_url=cfg.endpoint_url,
-                    config=Config(
-                        retries={"mode": "standard", "total_max_attempts": BOTOCORE_ATTEMPTS},
-                        connect_timeout=3, read_timeout=10, max_pool_connections=32, parameter_validation=False,
-                    ),
-                )
+                _client = wire.Client(cfg.region, cfg.endpoint_url, connect_timeout=3, read_timeout=10, pool_size=32)
     return _client
 
 
@@ -61,7 +48,9 @@ def reset_client() -> None:
     """Forget the client (a restored SnapStart environment, or tests that swap endpoints)."""
     global _client
     with _lock:
-        _client = None
+        old, _client = _client, None
+    if old is not None:
+        old.close()
 
 
 def table() -> str:
@@ -253,13 +242,11 @@ def call(operation: str, **kwargs: Any) -> dict[str, Any]:
     DynamoDB will not store, ``errors.Unavailable`` when throttling, DynamoDB's own
     errors or transaction conflicts outlast the retries.
     """
-    from botocore.exceptions import ClientError, ConnectionError as BotoConnectionError
-
-    method = getattr(client(), _snake(operation))
+    send = client().request
     for attempt in range(CONFLICT_ATTEMPTS):
         try:
-            return method(**kwargs)
-        except ClientError as exc:
+            return send(operation, kwargs)
+        except wire.ServiceError as exc:
             code = _code(exc)
             if code == "ConditionalCheckFailedException":
                 raise Refused(from_item(exc.response.get("Item"))) from None
@@ -280,7 +267,7 @@ def call(operation: str, **kwargs: Any) -> dict[str, Any]:
             if code in BUSY:
                 raise errors.Unavailable(f"the database is busy ({code}); retry") from None
             raise
-        except BotoConnectionError:
+        except wire.ConnectionFailed:
             raise errors.Unavailable("the database could not be reached; retry") from None
     raise AssertionError("unreachable")
 
@@ -293,15 +280,6 @@ def _input_error(message: str) -> None:
         raise errors.BodyTooLarge("the item would exceed DynamoDB's maximum item size (400 KB)")
     if "key" in lowered and ("size" in lowered or "bytes" in lowered):
         raise errors.InvalidInput(f"a value is too long to be indexed: {message[:200]}")
-
-
-_SNAKE: dict[str, str] = {}
-
-
-def _snake(operation: str) -> str:
-    if operation not in _SNAKE:
-        _SNAKE[operation] = "".join("_" + c.lower() if c.isupper() else c for c in operation).lstrip("_")
-    return _SNAKE[operation]
 
 
 def batch_get(keys: list[dict[str, Any]], consistent: bool = True) -> list[dict[str, Any]]:
