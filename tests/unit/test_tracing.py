@@ -50,3 +50,26 @@ def test_every_function_is_traced_in_lambda_and_nowhere_else():
     assert set(traced["depth"]) == set(FUNCTIONS)
     for name in FUNCTIONS:
         assert traced["depth"][name] == plain["depth"][name] + 1, (name, traced, plain)
+
+
+def test_each_dynamodb_request_is_a_subsegment_when_tracing_is_on(monkeypatch):
+    """The service's DynamoDB client is not botocore, which the Tracer patches: each request is
+    put in a subsegment of its own, as the X-Ray SDK names botocore's (namespace aws)."""
+    from aws_xray_sdk.core import xray_recorder
+    from botocore.credentials import Credentials
+
+    from jobsvc.storage import db, wire
+
+    monkeypatch.setattr(db, "_TRACED", [True])
+    monkeypatch.setattr(db, "_client", wire.Client("us-east-1", credentials=Credentials("a", "b")))
+    monkeypatch.setattr(wire, "transport", lambda url, headers, body: (200, {}, b'{"Count":0}'))
+    segment = xray_recorder.begin_segment("test", sampling=1)
+    try:
+        db.call("Query", TableName="JobsTable", KeyConditionExpression="pk = :p")
+        (sub,) = segment.subsegments
+        assert sub.name == "DynamoDB" and sub.namespace == "aws"
+        assert sub.aws["operation"] == "Query" and sub.aws["table_name"] == "JobsTable"
+        assert sub.end_time  # closed when the answer came
+    finally:
+        segment.subsegments.clear()  # nothing to emit
+        xray_recorder.clear_trace_entities()

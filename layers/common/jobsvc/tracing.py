@@ -8,7 +8,8 @@ POWERTOOLS_TRACE_DISABLED) nothing is imported and the handler is left as it is.
 from __future__ import annotations
 
 import os
-from typing import Any, Callable
+from contextlib import contextmanager
+from typing import Any, Callable, Iterator
 
 
 def enabled(env: dict[str, str] | None = None) -> bool:
@@ -24,3 +25,19 @@ def capture(handler: Callable[..., Any]) -> Callable[..., Any]:
     from aws_lambda_powertools import Tracer
 
     return Tracer().capture_lambda_handler(handler)
+
+
+@contextmanager
+def aws_call(service: str, operation: str, resource: dict[str, str]) -> Iterator[None]:
+    """One AWS request the service sends without botocore (its DynamoDB client, storage/wire.py),
+    as an X-Ray subsegment named as the X-Ray SDK names botocore's: the service's name, namespace
+    ``aws``, the operation and the resource (e.g. ``table_name``) in its ``aws`` block, and the
+    failure if it failed. Call it only when ``enabled()``."""
+    from aws_xray_sdk.core import xray_recorder
+
+    with xray_recorder.in_subsegment(service) as subsegment:
+        if subsegment is not None:
+            subsegment.namespace = "aws"
+            subsegment.put_annotation("operation", operation)
+            subsegment.set_aws({"operation": operation, "region": os.environ.get("AWS_REGION", ""), **resource})
+        yield

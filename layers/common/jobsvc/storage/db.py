@@ -243,6 +243,8 @@ def call(operation: str, **kwargs: Any) -> dict[str, Any]:
     errors or transaction conflicts outlast the retries.
     """
     send = client().request
+    if _traced():
+        send = _traced_send(send)
     for attempt in range(CONFLICT_ATTEMPTS):
         try:
             return send(operation, kwargs)
@@ -270,6 +272,31 @@ def call(operation: str, **kwargs: Any) -> dict[str, Any]:
         except wire.ConnectionFailed:
             raise errors.Unavailable("the database could not be reached; retry") from None
     raise AssertionError("unreachable")
+
+
+_TRACED: list[bool] = []
+
+
+def _traced() -> bool:
+    """Is X-Ray tracing on (tracing.enabled(): in Lambda, unless switched off)? Read once."""
+    if not _TRACED:
+        from .. import tracing
+
+        _TRACED.append(tracing.enabled())
+    return _TRACED[0]
+
+
+def _traced_send(send: Any) -> Any:
+    """``send`` with each request in an X-Ray subsegment (Tracer's patching of botocore, which
+    traced the requests when botocore sent them, does not see this client)."""
+    from .. import tracing
+
+    def traced(operation: str, params: dict[str, Any]) -> dict[str, Any]:
+        table_name = params.get("TableName") or next(iter(params.get("RequestItems") or {}), "")
+        with tracing.aws_call("DynamoDB", operation, {"table_name": table_name} if table_name else {}):
+            return send(operation, params)
+
+    return traced
 
 
 def _input_error(message: str) -> None:

@@ -19,12 +19,13 @@ most of the API function's duration). What it keeps of the SDK's behaviour:
 
 Connections are kept alive in a small pool (the callbacks function attempts in threads); one
 that the server closed while idle is replaced at once, without counting as an attempt.
+``http.client`` (about 40 ms of import, with the email parser it loads) is imported by the
+first client made, not by this module: a function's import stays light.
 """
 from __future__ import annotations
 
 import hashlib
 import hmac
-import http.client
 import json
 import os
 import random
@@ -49,7 +50,7 @@ THROTTLED = frozenset({
 TRANSIENT_CODES = frozenset({"RequestTimeout", "RequestTimeoutException", "PriorRequestNotComplete"})
 TRANSIENT_STATUS = frozenset({500, 502, 503, 504})
 #: a keep-alive connection the server closed while it sat in the pool fails with one of these
-_STALE = (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError, ConnectionAbortedError)
+_STALE = (ConnectionResetError, BrokenPipeError, ConnectionAbortedError)  # and RemoteDisconnected (a subclass)
 
 
 class ServiceError(Exception):
@@ -149,30 +150,33 @@ class Client:
         self.connect_timeout, self.read_timeout = connect_timeout, read_timeout
         self.agent = user_agent()
         self.pool_size = pool_size
+        import http.client
+
+        self._http = http.client
         self._idle: list[http.client.HTTPConnection] = []
         self._lock = threading.Lock()
         self._ssl: Any = None
 
     # -- connections ---------------------------------------------------------------------
 
-    def _new_connection(self) -> http.client.HTTPConnection:
+    def _new_connection(self) -> Any:
         if not self.https:
-            return http.client.HTTPConnection(self.host, self.port, timeout=self.connect_timeout)
+            return self._http.HTTPConnection(self.host, self.port, timeout=self.connect_timeout)
         if self._ssl is None:
             import ssl
 
             from botocore.httpsession import get_cert_path  # the CA bundle botocore would use
 
             self._ssl = ssl.create_default_context(cafile=get_cert_path(True))
-        return http.client.HTTPSConnection(self.host, self.port, timeout=self.connect_timeout, context=self._ssl)
+        return self._http.HTTPSConnection(self.host, self.port, timeout=self.connect_timeout, context=self._ssl)
 
-    def _take(self) -> tuple[http.client.HTTPConnection, bool]:
+    def _take(self) -> tuple[Any, bool]:
         with self._lock:
             if self._idle:
                 return self._idle.pop(), True
         return self._new_connection(), False
 
-    def _give_back(self, conn: http.client.HTTPConnection) -> None:
+    def _give_back(self, conn: Any) -> None:
         with self._lock:
             if len(self._idle) < self.pool_size:
                 self._idle.append(conn)
@@ -236,7 +240,7 @@ class Client:
             headers["user-agent"] = self.agent  # not signed (nor by botocore)
             try:
                 status, answer_headers, data = self._exchange(body, headers)
-            except (OSError, http.client.HTTPException) as exc:
+            except (OSError, self._http.HTTPException) as exc:
                 if attempt < ATTEMPTS:
                     _backoff(attempt)
                     continue
