@@ -9,8 +9,9 @@ request at a time.
 - An update expression's syntax tree depends on the text only, and moto never changes the
   tree it parses (its validator works on a deep copy): the tree is kept per text, with the
   placeholders found in it. moto's first three checks of a tree (how many clauses of each
-  kind, overlapping paths, no key attribute updated) depend on the tree, the names and the
-  table's keys only, and change nothing: once passed, they are not run again for the same.
+  kind, overlapping paths, no key attribute updated) depend on the tree, the table's keys and
+  of the names only on which placeholders name the same attribute and which name a key
+  (``names_shape``), and change nothing: once passed, they are not run again for the same.
 - A condition's parse depends on the text, the names and the values; the parse of the same
   three is kept for the next few requests (the second parse of a request finds the first).
   moto's operators (``Op``) are evaluated against an item; the values they hold are a
@@ -18,6 +19,10 @@ request at a time.
 - The validator's copy of a tree is made from the tree's pickle (made once), not by
   ``copy.deepcopy``, which walks it object by object.
 - The list of moto's service modules, and each handler class's method names, are read once.
+- moto's validators walk the tree once each (seven walks a request), asking of every node
+  ``isinstance(node, Node)`` (an ABC: slow) and rebuilding the tuple of node classes they
+  process: the answers depend on the node's class and the validator's class only, and are
+  kept per pair.
 
 Nothing here changes an answer: ``tests/integration/test_emulator.py`` runs the same writes,
 conditions and errors with and without it. The caches are plain dicts: the embedded emulator
@@ -38,6 +43,19 @@ _applied = False
 enabled = True
 UPDATE_TREES = 1024
 CONDITIONS = 64
+
+
+def names_shape(names: dict[str, str] | None, key_attrs: list[str]) -> tuple:
+    """What the static checks (clause counts, overlapping paths, no key attribute updated) see
+    of the names: which placeholders name the same attribute, and which name a key attribute.
+    A name that differs per request (a webhook's ``d_<delivery id>``) then finds the tree's
+    earlier pass."""
+    classes: dict[str, int] = {}
+    shape = []
+    for placeholder in sorted(names or {}):
+        name = names[placeholder]  # type: ignore[index]
+        shape.append((placeholder, f"key:{name}" if name in key_attrs else classes.setdefault(name, len(classes))))
+    return tuple(shape)
 
 
 def apply() -> None:
@@ -120,6 +138,40 @@ def apply() -> None:
 
     Node.find_clauses = cached_find_clauses  # type: ignore[method-assign]
 
+    from moto.dynamodb.parsing.ast_nodes import DepthFirstTraverser
+
+    traverse = DepthFirstTraverser.traverse_node_recursively
+    is_node: dict[type, bool] = {}
+    processes: dict[tuple[type, type], bool] = {}
+
+    def quick_traverse(self: Any, node: Any, child_id: int = -1) -> Any:
+        # moto's traverse_node_recursively, with its two isinstance checks answered per class
+        if not enabled:
+            return traverse(self, node, child_id)
+        cls = node.__class__
+        a_node = is_node.get(cls)
+        if a_node is None:
+            a_node = is_node[cls] = issubclass(cls, Node)
+        if not a_node:
+            return node
+        parent_node = node.parent
+        if node.children is not None:
+            for i, child_node in enumerate(node.children):
+                self.pre_processing_of_child(node, i)
+                self.traverse_node_recursively(child_node, i)
+        pair = (self.__class__, cls)
+        wanted = processes.get(pair)
+        if wanted is None:
+            wanted = processes[pair] = issubclass(cls, self.nodes_to_be_processed())
+        if wanted:
+            node = self.process(node)
+            node.parent = parent_node
+            if parent_node:
+                parent_node.children[child_id] = node
+        return node
+
+    DepthFirstTraverser.traverse_node_recursively = quick_traverse  # type: ignore[method-assign]
+
     STATIC = (ActionCountValidator, OverlappingPathsValidator, UpdateHashRangeKeyValidator)
     passed: set[tuple] = set()
     init, validate = UpdateExpressionValidator.__init__, UpdateExpressionValidator.validate
@@ -141,7 +193,7 @@ def apply() -> None:
         if pickled is None:
             pickled = expression._fast_parse_pickle = pickle.dumps(expression, pickle.HIGHEST_PROTOCOL)
         self.node_to_validate = pickle.loads(pickled)
-        self._fast_parse_key = (text, json.dumps(expression_attribute_names, sort_keys=True),
+        self._fast_parse_key = (text, names_shape(expression_attribute_names, table.table_key_attrs),
                                 table.name, tuple(table.table_key_attrs))
         if self._fast_parse_key in passed:
             self.processors = [p for p in self.processors if not isinstance(p, STATIC)]

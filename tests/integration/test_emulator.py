@@ -537,6 +537,69 @@ def test_a_reader_between_an_update_that_creates_an_item_and_the_next_write_miss
     assert numbers == sorted(set(numbers)), "sequence numbers are unique and in order"
 
 
+def test_an_update_that_creates_its_item_is_checked_once_and_refused_whole(start_emulator):
+    """moto checks an update that creates its item against an empty item, then again against
+    the keys it made; the emulator skips the first check (a refusal leaves nothing anyway): the
+    same updates are applied or refused, with the same errors, the same items and the same
+    stream records as with both checks."""
+    from local import moto_patches
+
+    emulator = start_emulator()
+    client = raw_client("dynamodb", emulator.endpoint_url)
+    streams = raw_client("dynamodbstreams", emulator.endpoint_url)
+    requests = [
+        dict(UpdateExpression="SET #a = :a, #b = :b", ExpressionAttributeNames={"#a": "a", "#b": "d_1"},
+             ExpressionAttributeValues={":a": {"N": "1"}, ":b": {"M": {"st": {"S": "ok"}}}},
+             ConditionExpression="attribute_not_exists(#a)"),
+        # the same tree with other names: one of them the key, or both the same attribute
+        dict(UpdateExpression="SET #a = :a, #b = :b", ExpressionAttributeNames={"#a": "sk", "#b": "d_2"},
+             ExpressionAttributeValues={":a": {"S": "moved"}, ":b": {"N": "2"}}),
+        dict(UpdateExpression="SET #a = :a, #b = :b", ExpressionAttributeNames={"#a": "x", "#b": "x"},
+             ExpressionAttributeValues={":a": {"N": "1"}, ":b": {"N": "2"}}),
+        dict(UpdateExpression="SET #a = :a, #b = :b", ExpressionAttributeNames={"#a": "a", "#b": "d_3"},
+             ExpressionAttributeValues={":a": {"N": "3"}, ":b": {"N": "3"}}),
+        dict(UpdateExpression="SET #a = :a", ExpressionAttributeNames={"#a": "a"}, ExpressionAttributeValues={}),
+        dict(UpdateExpression="SET #m.#k = :v", ExpressionAttributeNames={"#m": "m", "#k": "k"},
+             ExpressionAttributeValues={":v": {"S": "nested in nothing"}}),
+        dict(UpdateExpression="ADD #n :one", ExpressionAttributeNames={"#n": "n"}, ExpressionAttributeValues={":one": {"N": "1"}}),
+        dict(UpdateExpression="ADD #n :s", ExpressionAttributeNames={"#n": "n"}, ExpressionAttributeValues={":s": {"S": "x"}}),
+        dict(UpdateExpression="SET #big = :big", ExpressionAttributeNames={"#big": "big"},
+             ExpressionAttributeValues={":big": {"S": "x" * 410_000}}),
+        dict(UpdateExpression="SET #h = if_not_exists(#h, :z) + :one", ExpressionAttributeNames={"#h": "h"},
+             ExpressionAttributeValues={":z": {"N": "0"}, ":one": {"N": "1"}}, ConditionExpression="attribute_not_exists(pk)"),
+    ]
+
+    def run() -> list:
+        table = create_table(client, stream=True)
+        answers = []
+        for i, request in enumerate(requests):
+            try:
+                answer = client.update_item(TableName=table, Key=key(f"new-{i}"), ReturnValues="ALL_NEW", **request)
+                answers.append(answer["Attributes"])
+            except ClientError as error:
+                answers.append(error.response["Error"]["Code"])
+        client.put_item(TableName=table, Item=item("after"))
+        arn = client.describe_table(TableName=table)["Table"]["LatestStreamArn"]
+        shard = streams.describe_stream(StreamArn=arn)["StreamDescription"]["Shards"][0]["ShardId"]
+        iterator = streams.get_shard_iterator(StreamArn=arn, ShardId=shard, ShardIteratorType="TRIM_HORIZON")["ShardIterator"]
+        records = [(r["eventName"], r["dynamodb"]["Keys"]["sk"]["S"], r["dynamodb"]["SequenceNumber"])
+                   for r in streams.get_records(ShardIterator=iterator)["Records"]]
+        items = sorted(client.scan(TableName=table)["Items"], key=lambda i: i["sk"]["S"])
+        return [answers, [(e, k) for e, k, _ in records], items, len({n for _, _, n in records}) == len(records)]
+
+    once = run()
+    moto_patches.skip_first_check = False
+    try:
+        twice = run()
+    finally:
+        moto_patches.skip_first_check = True
+    assert once == twice
+    answers, records, items, numbered = once
+    assert answers.count("ValidationException") == 6 and numbered
+    assert [sk for _, sk in records] == ["new-0", "new-3", "new-6", "new-9", "after"]
+    assert [i["sk"]["S"] for i in items] == ["after", "new-0", "new-3", "new-6", "new-9"]
+
+
 # ---- faults ------------------------------------------------------------------------------------
 
 

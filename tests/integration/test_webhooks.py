@@ -43,16 +43,16 @@ def pending(env, queue: str) -> int:
     return sum(int(attributes.get(name, 0)) for name in names)
 
 
-def test_delivery_is_signed_recorded_and_costs_three_requests(webhook_env):
+def test_delivery_is_signed_recorded_and_costs_two_requests(webhook_env):
     secret = webhooks.get_secret(ACTOR)["secret"]
     job = finished_job(webhook_env.receiver.url())
     task = webhooks.task_for(job)
     with count_dynamodb_requests() as calls:
         assert webhooks.deliver(task) == webhooks.DELIVERED
-    # the job (is it still there?) and its webhook state, the secret, the record: a first attempt
-    # makes no claim, no transaction, and the job itself is never written (its callback_*
-    # members live in its webhook item)
-    assert calls == ["Query", "GetItem", "UpdateItem"]
+    # the job (is it still there?), its webhook state and the secret in one read, then the
+    # record: a first attempt makes no claim, no transaction, and the job itself is never
+    # written (its callback_* members live in its webhook item)
+    assert calls == ["BatchGetItem", "UpdateItem"]
 
     (received,) = webhook_env.receiver.requests
     assert Webhook(secret).verify(received.body, received.headers) == received.json()
@@ -294,7 +294,7 @@ def test_a_queued_first_attempt_claims(webhook_env):
     queued_task = webhooks.Task(**webhooks.task_for(job).message())
     with count_dynamodb_requests() as calls:
         assert webhooks.deliver(queued_task) == webhooks.DELIVERED
-    assert calls == ["Query", "UpdateItem", "GetItem", "UpdateItem"]
+    assert calls == ["BatchGetItem", "UpdateItem", "UpdateItem"]
     assert webhooks.deliver(queued_task) == webhooks.DUPLICATE  # the same message again
     assert len(webhook_env.receiver.requests) == 1
 

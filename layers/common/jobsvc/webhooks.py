@@ -144,14 +144,15 @@ def _schedule(queue_url: str, task: Task, delay: float) -> None:
     queues.send(queue_url, replace(task, not_before=not_before).message(), int(delay))
 
 
-def _secret(org: str) -> dict[str, Any]:
-    """The organization's secret item, made on first use."""
-    return store.get_secret(org) or store.create_secret(org, signing.generate_secret())
+def _secret(org: str, item: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The organization's secret item (``item``, if read already), made on first use."""
+    return item or store.get_secret(org) or store.create_secret(org, signing.generate_secret())
 
 
-def signing_secrets(org: str) -> list[str]:
-    """The secrets that sign a delivery now: the current one, and the previous one for 24 h."""
-    item = _secret(org)
+def signing_secrets(org: str, item: dict[str, Any] | None = None) -> list[str]:
+    """The secrets that sign a delivery now: the current one, and the previous one for 24 h
+    (``item``: the secret item, if read already)."""
+    item = _secret(org, item)
     secrets = [item["secret"]]
     if item.get("previous_secret") and item.get("previous_valid_until") and item["previous_valid_until"] > epoch():
         secrets.append(item["previous_secret"])
@@ -171,7 +172,9 @@ def deliver(task: Task) -> str:
             queues.send(cfg.webhook_queue_url, task.message(), int(wait))
             return DEFERRED
         time.sleep(wait)
-    job, webhook = job_store.get_job(task.organization_id, task.job_id)
+    # the job, its webhook item and the secret in one read: the secret as it is when the
+    # delivery starts (a rotation signs every delivery that starts after it)
+    job, webhook, secret_item = store.read_for_delivery(task.organization_id, task.job_id)
     if job is None:
         return JOB_DELETED  # deleted while its webhook was pending: nothing to announce
     if task.payload is None:
@@ -202,7 +205,7 @@ def deliver(task: Task) -> str:
         "Content-Type": "application/json",
         "webhook-id": task.webhook_id,
         "webhook-timestamp": str(timestamp),
-        "webhook-signature": signing.sign(signing_secrets(task.organization_id), task.webhook_id, timestamp, body),
+        "webhook-signature": signing.sign(signing_secrets(task.organization_id, secret_item), task.webhook_id, timestamp, body),
     }
     sent_at = iso(now())
     outcome = sender.post(

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from . import layout
-from .db import Expr, Refused, call, from_item, table, to_item, update_expression
+from .db import Expr, Refused, batch_get, call, from_item, table, to_item, update_expression
 
 LOG_SIZE = 50
 SENDING, WAITING, SUCCEEDED, GONE, FAILED = "sending", "waiting", "succeeded", "gone", "failed"
@@ -228,6 +228,20 @@ def delete_webhook_state(org_shard_pk: str, job_id: str) -> None:
 
 
 # ---- secrets ---------------------------------------------------------------------------
+
+
+def read_for_delivery(org: str, job_id: str) -> tuple[dict[str, Any] | None, dict[str, Any] | None, dict[str, Any] | None]:
+    """(the job, its webhook item, the organization's secret item), each None if absent, read
+    strongly consistent in one BatchGetItem: a delivery's reads in one round trip instead of
+    the job's Query and the secret's GetItem (3 read units instead of 2: each item is rounded
+    up to 4 KB on its own)."""
+    job_key, webhook_key, secret_key = layout.job_key(org, job_id), layout.webhook_key(org, job_id), layout.secret_key(org)
+    found = {(item["pk"], item["sk"]): item for item in batch_get([job_key, webhook_key, secret_key], consistent=True)}
+
+    def of(key: dict[str, str]) -> dict[str, Any] | None:
+        return found.get((key["pk"], key["sk"]))
+
+    return of(job_key), of(webhook_key), of(secret_key)
 
 
 def get_secret(org: str) -> dict[str, Any] | None:
