@@ -35,6 +35,7 @@ from __future__ import annotations
 import copy
 import json
 import pickle
+import re
 from collections import OrderedDict
 from typing import Any
 
@@ -45,17 +46,26 @@ UPDATE_TREES = 1024
 CONDITIONS = 64
 
 
-def names_shape(names: dict[str, str] | None, key_attrs: list[str]) -> tuple:
+def names_shape(text: str, names: dict[str, str] | None, key_attrs: list[str]) -> tuple:
     """What the static checks (clause counts, overlapping paths, no key attribute updated) see
-    of the names: which placeholders name the same attribute, and which name a key attribute.
-    A name that differs per request (a webhook's ``d_<delivery id>``) then finds the tree's
-    earlier pass."""
+    of the names: which placeholders name the same attribute, which name a key attribute, and
+    which name an attribute the expression also names literally (``SET foo = :v, #n = :w`` with
+    ``#n`` = ``foo`` overlaps). A name that differs per request (a webhook's
+    ``d_<delivery id>``) then finds the tree's earlier pass."""
+    literal = set(LITERAL_NAME.findall(text))
     classes: dict[str, int] = {}
     shape = []
     for placeholder in sorted(names or {}):
         name = names[placeholder]  # type: ignore[index]
-        shape.append((placeholder, f"key:{name}" if name in key_attrs else classes.setdefault(name, len(classes))))
+        if name in key_attrs or name in literal:
+            shape.append((placeholder, f"named:{name}"))
+        else:
+            shape.append((placeholder, classes.setdefault(name, len(classes))))
     return tuple(shape)
+
+
+#: a word of an expression that is not a placeholder (an attribute's name, or a keyword)
+LITERAL_NAME = re.compile(r"(?<![#:\w])[A-Za-z_]\w*")
 
 
 def apply() -> None:
@@ -193,7 +203,7 @@ def apply() -> None:
         if pickled is None:
             pickled = expression._fast_parse_pickle = pickle.dumps(expression, pickle.HIGHEST_PROTOCOL)
         self.node_to_validate = pickle.loads(pickled)
-        self._fast_parse_key = (text, names_shape(expression_attribute_names, table.table_key_attrs),
+        self._fast_parse_key = (text, names_shape(text, expression_attribute_names, table.table_key_attrs),
                                 table.name, tuple(table.table_key_attrs))
         if self._fast_parse_key in passed:
             self.processors = [p for p in self.processors if not isinstance(p, STATIC)]

@@ -150,14 +150,15 @@ def apply() -> None:
 
     # 3. An UpdateItem is one write, refused whole or applied whole. moto creates a new item
     #    in two steps (its keys, then the update), each with a stream record, and checks the
-    #    400 KB limit only for some updates, leaving a half-applied item when it refuses: here
-    #    an item taken past the limit, or refused by any check, is refused whole (the item as
-    #    it was, no stream record), and an item the update creates has the one INSERT record
-    #    DynamoDB writes. Since a refusal leaves nothing, moto's first check of an update that
+    #    400 KB limit only for some updates, leaving a half-applied item when it refuses (and
+    #    some of its checks run after a first action is applied): here an update refused by
+    #    anything but its condition (which moto checks before changing anything) is refused
+    #    whole (the item as it was, none of its stream records), and an item the update
+    #    creates has the one INSERT record DynamoDB writes. Since a refusal leaves nothing, moto's first check of an update that
     #    creates its item (the whole validation, against an empty item, before it makes the
     #    keys) is skipped: the second, against the keys it made, refuses the same updates
     #    (about 5 ms of the emulator's one-request-at-a-time CPU for each first webhook attempt).
-    from moto.dynamodb.exceptions import ItemSizeToUpdateTooLarge
+    from moto.dynamodb.exceptions import ConditionalCheckFailed, ItemSizeToUpdateTooLarge
 
     update_item = DynamoDBBackend.update_item
 
@@ -180,26 +181,34 @@ def apply() -> None:
                         shard.items[place].record["dynamodb"]["SequenceNumber"] = str(shard.starting_sequence_number + place)
                 return item
             refusal: Exception = ItemSizeToUpdateTooLarge()
-        except ItemSizeToUpdateTooLarge as exc:
+        except ConditionalCheckFailed:
+            raise  # checked before anything changed
+        except Exception as exc:  # noqa: BLE001 - raised again below, once the item is as it was
             refusal = exc
-        except Exception:
-            # moto refuses before it changes an item, but an item it creates has its keys by then
-            if before is None and table.get_item(hash_value, range_value) is not None:
-                table.delete_item(hash_value, range_value)
-            if shard is not None:
-                del shard.items[records:]
-            raise
         finally:
             _creating.skip = False
         if before is None:
-            table.delete_item(hash_value, range_value)
+            if table.get_item(hash_value, range_value) is not None:  # the keys moto made first
+                table.delete_item(hash_value, range_value)
         elif range_value is None:
             table.items[hash_value] = before
         else:
             table.items[hash_value][range_value] = before
         if shard is not None:
-            del shard.items[records:]
+            drop_records_of(shard, records, key)
         raise refusal
+
+    def drop_records_of(shard: Any, since: int, key: dict) -> None:
+        """Take this request's records (those of its key, from place ``since`` on) out of the
+        shard, and number those after them by their new places. The embedded emulator serves
+        one request at a time, so they are the last ones; the tests' in-process moto may have
+        other threads' records after ``since``, which stay."""
+        kept = [r for r in shard.items[since:] if r.record["dynamodb"].get("Keys") != key]
+        if len(kept) == len(shard.items) - since:
+            return
+        shard.items[since:] = kept
+        for place in range(since, len(shard.items)):
+            shard.items[place].record["dynamodb"]["SequenceNumber"] = str(shard.starting_sequence_number + place)
 
     DynamoDBBackend.update_item = whole_update_item
 

@@ -387,6 +387,11 @@ def test_writes_conditions_and_refusals_are_the_same_with_expressions_parsed_onc
         dict(UpdateExpression=set_two, ExpressionAttributeNames={"#a": "m", "#m": "m", "#k": "x"},
              ExpressionAttributeValues={":a": {"S": "m"}, ":v": {"S": "three"}}),
         dict(UpdateExpression="SET a = :a SET b = :b", ExpressionAttributeValues={":a": {"N": "1"}, ":b": {"N": "2"}}),
+        # a name the text also names literally: passes with "bar", overlaps with "a"
+        dict(UpdateExpression="SET a = :a, #n = :b", ExpressionAttributeNames={"#n": "bar"},
+             ExpressionAttributeValues={":a": {"N": "1"}, ":b": {"N": "2"}}),
+        dict(UpdateExpression="SET a = :a, #n = :b", ExpressionAttributeNames={"#n": "a"},
+             ExpressionAttributeValues={":a": {"N": "1"}, ":b": {"N": "2"}}),
         dict(UpdateExpression="ADD #a :n", ExpressionAttributeNames={"#a": "a"}, ExpressionAttributeValues={":n": {"N": "5"}, ":lim": {"N": "3"}},
              ConditionExpression="#a < :lim", ReturnValuesOnConditionCheckFailure="ALL_OLD"),
         # the same condition text with values that make it fail, then pass

@@ -184,6 +184,50 @@ def test_a_pooled_connection_the_server_closed_is_replaced_without_an_attempt(mo
         server.stop()
 
 
+def test_when_every_pooled_connection_went_stale_a_new_one_is_made(monkeypatch):
+    """After an idle spell every pooled connection may be closed by the server: the first one
+    found closed drops the others, and the request goes on a new connection."""
+    sleeps: list[float] = []
+    monkeypatch.setattr(wire.time, "sleep", sleeps.append)
+    server = Server(keep=1)
+    try:
+        c = wire.Client("us-east-1", server.url, credentials=Credentials("a", "b"))
+        both = threading.Barrier(2)
+        take = c._take
+
+        def take_together(fresh: bool = False):
+            taken = take(fresh)
+            both.wait(timeout=10)  # two requests at once: two connections, both pooled after
+            return taken
+
+        c._take = take_together
+        threads = [threading.Thread(target=c.request, args=("Query", {"n": i})) for i in range(2)]
+        [t.start() for t in threads]
+        [t.join() for t in threads]
+        c._take = take
+        assert len(c._idle) == 2
+        assert c.request("Query", {"n": 9}) == {"Count": 0}
+        assert [r["body"]["n"] for r in server.requests][-1] == 9 and not sleeps
+    finally:
+        server.stop()
+
+
+def test_a_transaction_is_retried_with_one_idempotency_token(scripted):
+    """As botocore does: a TransactWriteItems carries a ClientRequestToken, the same on every
+    retry, so a retry of a transaction that committed is answered as that commit."""
+    transport = scripted(SERVER, (200, {}, {}))
+    client().request("TransactWriteItems", {"TransactItems": []})
+    tokens = {json.loads(body)["ClientRequestToken"] for _, _, body in transport.sent}
+    assert len(transport.sent) == 2 and len(tokens) == 1 and len(tokens.pop()) == 36
+
+
+def test_an_error_that_is_not_json_keeps_its_text(monkeypatch):
+    monkeypatch.setattr(wire, "transport", lambda url, headers, body: (400, {}, b"<html>Bad Request</html>"))
+    with pytest.raises(wire.ServiceError) as raised:
+        client().request("GetItem", {})
+    assert raised.value.response["Error"] == {"Code": "400", "Message": "<html>Bad Request</html>"}
+
+
 def test_an_endpoint_that_refuses_connections_is_unavailable_after_the_attempts(monkeypatch):
     sleeps: list[float] = []
     monkeypatch.setattr(wire.time, "sleep", sleeps.append)

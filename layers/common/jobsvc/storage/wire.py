@@ -32,6 +32,7 @@ import random
 import sys
 import threading
 import time
+import uuid
 import zlib
 from datetime import datetime, timezone
 from typing import Any, Callable
@@ -170,9 +171,9 @@ class Client:
             self._ssl = ssl.create_default_context(cafile=get_cert_path(True))
         return self._http.HTTPSConnection(self.host, self.port, timeout=self.connect_timeout, context=self._ssl)
 
-    def _take(self) -> tuple[Any, bool]:
+    def _take(self, fresh: bool = False) -> tuple[Any, bool]:
         with self._lock:
-            if self._idle:
+            if self._idle and not fresh:
                 return self._idle.pop(), True
         return self._new_connection(), False
 
@@ -190,14 +191,15 @@ class Client:
             conn.close()
 
     def _exchange(self, body: bytes, headers: dict[str, str]) -> tuple[int, dict[str, str], bytes]:
-        """One HTTP exchange; a pooled connection found closed is replaced once, at no cost."""
+        """One HTTP exchange. A pooled connection found closed is replaced by a new one, at no
+        cost; the others that sat idle as long are likely closed too, and are dropped."""
         if transport is not None:
             answer = transport(self.url, headers, body)
             if answer is not None:
                 status, answer_headers, data = answer
                 return status, {k.lower(): v for k, v in answer_headers.items()}, data
-        for _ in range(2):
-            conn, reused = self._take()
+        for fresh in (False, True):
+            conn, reused = self._take(fresh)
             try:
                 if conn.sock is None:
                     conn.connect()
@@ -208,6 +210,7 @@ class Client:
             except _STALE:
                 conn.close()
                 if reused:
+                    self.close()  # the rest of the pool went idle as long
                     continue
                 raise
             except BaseException:
@@ -223,6 +226,10 @@ class Client:
     # -- requests ------------------------------------------------------------------------
 
     def request(self, operation: str, params: dict[str, Any]) -> dict[str, Any]:
+        if operation == "TransactWriteItems" and "ClientRequestToken" not in params:
+            # as botocore adds it: the retries below of a transaction that did commit (its answer
+            # lost) are answered as that commit, not refused by its own conditions
+            params = {**params, "ClientRequestToken": str(uuid.uuid4())}
         for listener in listeners:
             listener("before", operation, params)
         try:
@@ -271,13 +278,14 @@ def _error(status: int, headers: dict[str, str], data: bytes) -> dict[str, Any]:
     """An error answer as botocore's JSON parser reports it."""
     try:
         parsed = json.loads(data) if data else {}
+        text = ""
     except ValueError:
-        parsed = {}
+        parsed, text = {}, data.decode("utf-8", "replace")[:500]  # not JSON: botocore gives the body
     if not isinstance(parsed, dict):
         parsed = {}
     kind = parsed.pop("__type", "") or headers.get("x-amzn-errortype", "") or str(status)
-    code = kind.rsplit("#", 1)[-1].split(":", 1)[0]
-    message = parsed.pop("message", None) or parsed.pop("Message", None) or ""
+    code = kind.split(":", 1)[0].rsplit("#", 1)[-1]
+    message = parsed.pop("message", None) or parsed.pop("Message", None) or text
     response: dict[str, Any] = dict(parsed)
     response["Error"] = {"Code": code, "Message": message}
     response["ResponseMetadata"] = {"HTTPStatusCode": status, "RequestId": headers.get("x-amzn-requestid", "")}
