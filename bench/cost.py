@@ -324,8 +324,12 @@ def usage(records: list[dict], calls: list[Call], invocations: Counter, seconds:
         elif call.action == "BatchGetItem":
             for table, spec in call.request.get("RequestItems", {}).items():
                 strong = bool(spec.get("ConsistentRead"))
-                for item in call.response.get("Responses", {}).get(table, []):
+                found = call.response.get("Responses", {}).get(table, [])
+                for item in found:
                     u.rru += read_units(item_size(item), strong)
+                # a key that finds no item is billed as the smallest read, as a GetItem's is
+                unprocessed = len(call.response.get("UnprocessedKeys", {}).get(table, {}).get("Keys", []))
+                u.rru += max(0, len(spec.get("Keys", [])) - unprocessed - len(found)) * (1 if strong else 0.5)
     return u
 
 

@@ -170,7 +170,7 @@ def apply() -> None:
         records = len(shard.items) if shard is not None else 0
         _creating.skip = before is None
         try:
-            item = update_item(self, table_name, key, *args, **kwargs)
+            item = fast_parse.simple_update_item(update_item, self, table_name, key, *args, **kwargs)
             if item is None or item.size() <= MAX_ITEM_BYTES:
                 if before is None and shard is not None and len(shard.items) > records + 1:
                     del shard.items[records]  # the keys-only INSERT of moto's first step

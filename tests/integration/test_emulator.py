@@ -6,6 +6,7 @@ from __future__ import annotations
 import random
 import threading
 import time
+import uuid
 from typing import Iterator
 
 import pytest
@@ -411,6 +412,27 @@ def test_writes_conditions_and_refusals_are_the_same_with_expressions_parsed_onc
         dict(UpdateExpression="ADD #t :x", ExpressionAttributeNames={"#t": "tags"}, ExpressionAttributeValues={":x": {"SS": ["b"]}}),
         dict(UpdateExpression="SET #t = :set", ExpressionAttributeNames={"#t": "tags"}, ExpressionAttributeValues={":set": {"SS": ["a"]}},
              ConditionExpression="attribute_not_exists(#t) OR #t <> :set"),
+        # plain SET and REMOVE of top-level attributes (done without moto's parse), and what
+        # looks plain but is left to moto: an index's key set, a table key removed, an empty
+        # set, an undefined placeholder, a name given twice
+        dict(UpdateExpression="set #p = :p, #q = :q remove #g, #absent", ExpressionAttributeNames={
+             "#p": "p", "#q": "q", "#g": "g", "#absent": "absent"}, ExpressionAttributeValues={
+             ":p": {"M": {"x": {"L": [{"N": "1"}, {"NULL": True}]}}}, ":q": {"S": ""}}),
+        dict(UpdateExpression="REMOVE #q SET #p = :p", ExpressionAttributeNames={"#p": "p", "#q": "q"},
+             ExpressionAttributeValues={":p": {"N": "2"}, ":one": {"N": "1"}}, ConditionExpression="#p <> :one"),
+        dict(UpdateExpression="SET #p = :p", ExpressionAttributeNames={"#p": "p"}, ExpressionAttributeValues={
+             ":p": {"N": "3"}, ":two": {"N": "2"}}, ConditionExpression="#p <> :two", ReturnValuesOnConditionCheckFailure="ALL_OLD"),
+        dict(UpdateExpression="SET #i = :i", ExpressionAttributeNames={"#i": "gk"}, ExpressionAttributeValues={":i": {"N": "1"}}),
+        dict(UpdateExpression="SET #i = :i", ExpressionAttributeNames={"#i": "gk"}, ExpressionAttributeValues={":i": {"S": ""}}),
+        dict(UpdateExpression="SET #i = :i", ExpressionAttributeNames={"#i": "gk"}, ExpressionAttributeValues={":i": {"S": "in"}}),
+        dict(UpdateExpression="REMOVE #i", ExpressionAttributeNames={"#i": "gk"}),
+        dict(UpdateExpression="REMOVE #k", ExpressionAttributeNames={"#k": "sk"}),
+        dict(UpdateExpression="SET #e = :e", ExpressionAttributeNames={"#e": "e"}, ExpressionAttributeValues={":e": {"SS": []}}),
+        dict(UpdateExpression="SET #e = :e", ExpressionAttributeNames={"#e": "e"}, ExpressionAttributeValues={":f": {"N": "1"}}),
+        dict(UpdateExpression="SET #e = :e REMOVE #e", ExpressionAttributeNames={"#e": "e"}, ExpressionAttributeValues={":e": {"N": "1"}}),
+        dict(UpdateExpression="SET #e = :e, #f = :e", ExpressionAttributeNames={"#e": "e", "#f": "e"}, ExpressionAttributeValues={":e": {"N": "1"}}),
+        dict(UpdateExpression="SET #big = :big", ExpressionAttributeNames={"#big": "big"},
+             ExpressionAttributeValues={":big": {"S": "x" * 410_000}}),
     ] + [  # more distinct expressions than the caches keep (made small below)
         dict(UpdateExpression=f"SET #c{i} = :v", ExpressionAttributeNames={f"#c{i}": f"c{i % 3}"}, ExpressionAttributeValues={":v": {"N": str(i)}})
         for i in range(12)
@@ -431,21 +453,32 @@ def test_writes_conditions_and_refusals_are_the_same_with_expressions_parsed_onc
         answers.append(client.scan(TableName=table)["Items"])
         return answers
 
+    def index_table() -> str:  # an index on "gk" (a number)
+        name = f"t-{uuid.uuid4().hex[:12]}"
+        client.create_table(
+            TableName=name, BillingMode="PAY_PER_REQUEST",
+            AttributeDefinitions=[{"AttributeName": a, "AttributeType": t} for a, t in (("pk", "S"), ("sk", "S"), ("gk", "S"))],
+            KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
+            GlobalSecondaryIndexes=[{"IndexName": "by-gk", "Projection": {"ProjectionType": "KEYS_ONLY"},
+                                     "KeySchema": [{"AttributeName": "gk", "KeyType": "HASH"}]}])
+        return name
+
     sizes = fast_parse.UPDATE_TREES, fast_parse.CONDITIONS
     fast_parse.UPDATE_TREES, fast_parse.CONDITIONS = 4, 4
     try:
-        fast = run(create_table(client, stream=False))
+        fast = run(index_table())
     finally:
         fast_parse.UPDATE_TREES, fast_parse.CONDITIONS = sizes
     fast_parse.enabled = False
     try:
-        slow = run(create_table(client, stream=False))
+        slow = run(index_table())
     finally:
         fast_parse.enabled = True
     assert fast == slow
     refused = [a for a in fast if isinstance(a, tuple)]
     assert {e["Code"] for e, _ in refused} == {"ValidationException", "ConditionalCheckFailedException"}
-    assert len(refused) >= 10 and fast[-1][0]["a"] == {"N": "11"} and fast[-1][0]["tags"] == {"SS": ["a"]}
+    assert len(refused) >= 20 and fast[-1][0]["a"] == {"N": "11"} and fast[-1][0]["tags"] == {"SS": ["a"]}
+    assert fast[-1][0]["p"] == {"N": "2"} and "gk" not in fast[-1][0] and "q" not in fast[-1][0]
 
 
 def test_a_page_that_stops_at_its_limit_answers_a_last_evaluated_key(start_emulator):
@@ -592,13 +625,20 @@ def test_an_update_that_creates_its_item_is_checked_once_and_refused_whole(start
         items = sorted(client.scan(TableName=table)["Items"], key=lambda i: i["sk"]["S"])
         return [answers, [(e, k) for e, k, _ in records], items, len({n for _, _, n in records}) == len(records)]
 
+    from local import fast_parse
+
     once = run()
     moto_patches.skip_first_check = False
     try:
         twice = run()
+        fast_parse.enabled = False  # moto parses, walks and executes every update itself
+        try:
+            plain_moto = run()
+        finally:
+            fast_parse.enabled = True
     finally:
         moto_patches.skip_first_check = True
-    assert once == twice
+    assert once == twice == plain_moto
     answers, records, items, numbered = once
     assert answers.count("ValidationException") == 6 and numbered
     assert [sk for _, sk in records] == ["new-0", "new-3", "new-6", "new-9", "after"]
