@@ -23,9 +23,13 @@ request at a time.
   ``isinstance(node, Node)`` (an ABC: slow) and rebuilding the tuple of node classes they
   process: the answers depend on the node's class and the validator's class only, and are
   kept per pair.
+- A plain UpdateItem (``SET #a = :v, ...`` and ``REMOVE #b, ...`` of top-level attributes, no
+  index key set) is applied as moto's executor would apply it, without the parse, the seven
+  walks and the executor (``simple_update_item``); anything else is moto's own.
 
-Nothing here changes an answer: ``tests/integration/test_emulator.py`` runs the same writes,
-conditions and errors with and without it. The caches are plain dicts: the embedded emulator
+Nothing here may change an answer: ``tests/integration/test_emulator.py`` runs the same
+writes, conditions and errors with and without it (``enabled``), and compares the answers,
+the items and the stream records. The caches are plain dicts: the embedded emulator
 serves one request at a time; the integration tests' in-process moto may reach them from a
 few threads at once, which the interpreter lock keeps whole (each step reads or writes one
 entry, and a miss only parses again).
@@ -62,6 +66,15 @@ def names_shape(text: str, names: dict[str, str] | None, key_attrs: list[str]) -
         else:
             shape.append((placeholder, classes.setdefault(name, len(classes))))
     return tuple(shape)
+
+
+def names_key(text: str, names: dict[str, str] | None, key_attrs: list[str]) -> Any:
+    """The names, as the static checks' cache keys them: by their shape (``names_shape``) when
+    every path of the text is one word; by the names themselves when a path has parts (moto's
+    overlap check compares a name with a path's whole text, ``a.b`` or ``#m.#k``)."""
+    if "." in text or "[" in text:
+        return json.dumps(names, sort_keys=True)
+    return names_shape(text, names, key_attrs)
 
 
 #: a word of an expression that is not a placeholder (an attribute's name, or a keyword)
@@ -203,7 +216,7 @@ def apply() -> None:
         if pickled is None:
             pickled = expression._fast_parse_pickle = pickle.dumps(expression, pickle.HIGHEST_PROTOCOL)
         self.node_to_validate = pickle.loads(pickled)
-        self._fast_parse_key = (text, names_shape(text, expression_attribute_names, table.table_key_attrs),
+        self._fast_parse_key = (text, names_key(text, expression_attribute_names, table.table_key_attrs),
                                 table.name, tuple(table.table_key_attrs))
         if self._fast_parse_key in passed:
             self.processors = [p for p in self.processors if not isinstance(p, STATIC)]
@@ -269,8 +282,8 @@ _PLACEHOLDER_NAME = re.compile(r"#\w+")
 
 
 def plain_update(update_expression: str | None, names: dict | None, values: dict | None,
-                 table: Any) -> tuple[list[tuple[str, dict]], list[str]] | None:
-    """(sets, removes) of an update that only sets top-level attributes to values (none of
+                 table: Any) -> tuple[list[tuple[str, dict]], list[str], bool] | None:
+    """(sets, removes, whether the REMOVE clause comes first) of an update that only sets top-level attributes to values (none of
     them a key attribute of the table or of an index) and removes top-level attributes (none
     of the table's keys), each named once, every placeholder defined; None for anything else
     (moto then does it all itself)."""
@@ -284,12 +297,12 @@ def plain_update(update_expression: str | None, names: dict | None, values: dict
     remove_text = match.group("r1") or match.group("r2") or ""
     sets = []
     for name, value in _ASSIGNMENT.findall(set_text[3:]):
-        if not names.get(name) or value not in values or _empty_set(values[value]):
+        if not _a_name(names.get(name)) or value not in values or _empty_set(values[value]):
             return None
         sets.append((names[name], values[value]))
     removes = []
     for name in _PLACEHOLDER_NAME.findall(remove_text[6:]):
-        if not names.get(name):
+        if not _a_name(names.get(name)):
             return None
         removes.append(names[name])
     targets = [name for name, _ in sets] + removes
@@ -298,7 +311,11 @@ def plain_update(update_expression: str | None, names: dict | None, values: dict
     # a value set on an index's key is checked for its type and emptiness: moto checks those
     if (set(table.attribute_keys) | {a["AttributeName"] for a in table.attr}).intersection(name for name, _ in sets):
         return None
-    return sets, removes
+    return sets, removes, bool(match.group("r2"))
+
+
+def _a_name(name: Any) -> bool:
+    return isinstance(name, str) and bool(name)
 
 
 def _empty_set(value: Any) -> bool:
@@ -326,7 +343,7 @@ def simple_update_item(moto_update_item: Any, backend: Any, table_name: str, key
         return moto_update_item(
             backend, table_name, key, update_expression, expression_attribute_names, expression_attribute_values,
             attribute_updates, expected, condition_expression, return_values_on_condition_check_failure)
-    sets, removes = plain
+    sets, removes, remove_first = plain
     hash_value, range_value = backend.get_keys_value(table, key)
     item = table.get_item(hash_value, range_value)
     original = copy.deepcopy(item)
@@ -343,11 +360,16 @@ def simple_update_item(moto_update_item: Any, backend: Any, table_name: str, key
             data[table.range_key_attr] = {range_value.type: range_value.value}
         table.put_item(data)
         item = table.get_item(hash_value, range_value)
+    typed = [(name, DynamoType(value)) for name, value in sets]  # every value read before any is set, as moto
     try:
-        for name, value in sets:
-            item.attrs[name] = DynamoType(value)
-        for name in removes:
-            item.attrs.pop(name, None)
+        if remove_first:  # moto applies the clauses in the order of the text (the size is checked at each set)
+            for name in removes:
+                item.attrs.pop(name, None)
+        for name, value in typed:
+            item.attrs[name] = value
+        if not remove_first:
+            for name in removes:
+                item.attrs.pop(name, None)
     except ItemSizeTooLarge:
         raise ItemSizeToUpdateTooLarge() from None
     if table.stream_shard is not None:

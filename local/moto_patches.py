@@ -173,12 +173,11 @@ def apply() -> None:
             item = fast_parse.simple_update_item(update_item, self, table_name, key, *args, **kwargs)
             if item is None or item.size() <= MAX_ITEM_BYTES:
                 if before is None and shard is not None and len(shard.items) > records + 1:
-                    del shard.items[records]  # the keys-only INSERT of moto's first step
-                    # moto numbers a record by its place in the shard (and reads by place): the
-                    # record kept takes the number of the one dropped, so that the next write's
-                    # record gets a number of its own, and a reader already past this one sees it
-                    for place in range(records, len(shard.items)):
-                        shard.items[place].record["dynamodb"]["SequenceNumber"] = str(shard.starting_sequence_number + place)
+                    # the keys-only INSERT of moto's first step goes; moto numbers a record by its
+                    # place in the shard (and reads by place): the records after it take the
+                    # numbers of their new places, so that the next write's record gets a number
+                    # of its own, and a reader already past this one sees it
+                    drop_records_of(shard, records, table_key(table, key), first_only=True)
                 return item
             refusal: Exception = ItemSizeToUpdateTooLarge()
         except ConditionalCheckFailed:
@@ -195,16 +194,26 @@ def apply() -> None:
         else:
             table.items[hash_value][range_value] = before
         if shard is not None:
-            drop_records_of(shard, records, key)
+            drop_records_of(shard, records, table_key(table, key))
         raise refusal
 
-    def drop_records_of(shard: Any, since: int, key: dict) -> None:
-        """Take this request's records (those of its key, from place ``since`` on) out of the
-        shard, and number those after them by their new places. The embedded emulator serves
-        one request at a time, so they are the last ones; the tests' in-process moto may have
-        other threads' records after ``since``, which stay."""
-        kept = [r for r in shard.items[since:] if r.record["dynamodb"].get("Keys") != key]
-        if len(kept) == len(shard.items) - since:
+    def table_key(table: Any, key: dict) -> dict:
+        """The item's key as its stream records give it (a request's Key may name more)."""
+        return {name: key[name] for name in table.table_key_attrs if name in key}
+
+    def drop_records_of(shard: Any, since: int, key: dict, first_only: bool = False) -> None:
+        """Take this request's records (those of its key, from place ``since`` on; the first
+        of them only, with ``first_only``) out of the shard, and number those after them by
+        their new places. The embedded emulator serves one request at a time, so they are the
+        last ones; the tests' in-process moto may have other threads' records after ``since``,
+        which stay."""
+        kept, dropped = [], False
+        for record in shard.items[since:]:
+            if record.record["dynamodb"].get("Keys") == key and not (first_only and dropped):
+                dropped = True
+                continue
+            kept.append(record)
+        if not dropped:
             return
         shard.items[since:] = kept
         for place in range(since, len(shard.items)):

@@ -433,6 +433,16 @@ def test_writes_conditions_and_refusals_are_the_same_with_expressions_parsed_onc
         dict(UpdateExpression="SET #e = :e, #f = :e", ExpressionAttributeNames={"#e": "e", "#f": "e"}, ExpressionAttributeValues={":e": {"N": "1"}}),
         dict(UpdateExpression="SET #big = :big", ExpressionAttributeNames={"#big": "big"},
              ExpressionAttributeValues={":big": {"S": "x" * 410_000}}),
+        # the clauses in the order of the text: removing 300 KB first leaves room for 200 KB
+        dict(UpdateExpression="SET #q2 = :q", ExpressionAttributeNames={"#q2": "q2"}, ExpressionAttributeValues={":q": {"S": "x" * 300_000}}),
+        dict(UpdateExpression="REMOVE #q2 SET #p2 = :p", ExpressionAttributeNames={"#q2": "q2", "#p2": "p2"},
+             ExpressionAttributeValues={":p": {"S": "y" * 200_000}}),
+        dict(UpdateExpression="REMOVE #p2", ExpressionAttributeNames={"#p2": "p2"}),
+        # a name that is another target's whole path: passes with "zzz", overlaps with "m.x"
+        dict(UpdateExpression="SET m.x = :v, #n = :w", ExpressionAttributeNames={"#n": "zzz"},
+             ExpressionAttributeValues={":v": {"N": "1"}, ":w": {"N": "2"}}),
+        dict(UpdateExpression="SET m.x = :v, #n = :w", ExpressionAttributeNames={"#n": "m.x"},
+             ExpressionAttributeValues={":v": {"N": "1"}, ":w": {"N": "2"}}),
     ] + [  # more distinct expressions than the caches keep (made small below)
         dict(UpdateExpression=f"SET #c{i} = :v", ExpressionAttributeNames={f"#c{i}": f"c{i % 3}"}, ExpressionAttributeValues={":v": {"N": str(i)}})
         for i in range(12)
@@ -453,7 +463,7 @@ def test_writes_conditions_and_refusals_are_the_same_with_expressions_parsed_onc
         answers.append(client.scan(TableName=table)["Items"])
         return answers
 
-    def index_table() -> str:  # an index on "gk" (a number)
+    def index_table() -> str:  # an index on "gk" (a string)
         name = f"t-{uuid.uuid4().hex[:12]}"
         client.create_table(
             TableName=name, BillingMode="PAY_PER_REQUEST",
