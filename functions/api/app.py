@@ -384,10 +384,13 @@ def lambda_handler(event: dict, context: Any) -> dict:
 
 
 def _before_snapshot() -> None:
-    """Make now what the first request would: the snapshot then holds it (the DynamoDB client, its credentials)."""
+    """Make now what the first request would: the snapshot then holds it (the DynamoDB client,
+    its credentials, every model's validator)."""
+    from jobsvc import schemas
     from jobsvc.storage import db
 
     db.client()
+    schemas.build()
 
 
 def _after_restore() -> None:

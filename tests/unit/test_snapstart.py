@@ -21,8 +21,14 @@ def test_after_restore_makes_random_state_shards_and_connections_anew(monkeypatc
     assert len(starts) > 1, before
 
 
-def test_before_snapshot_makes_the_client():
+def test_before_snapshot_makes_the_client_and_builds_every_model():
+    """The models are built on first use (pydantic's defer_build: a lighter import); the
+    snapshot is taken with all of them built, so no restored environment builds one."""
+    from jobsvc import schemas
+
     api = load_function("api")
     db.reset_client()
     api._before_snapshot()
     assert db._client is not None
+    models = [m for m in vars(schemas).values() if isinstance(m, type) and issubclass(m, schemas.BaseModel)]
+    assert len(models) > 20 and all(m.__pydantic_complete__ for m in models if m is not schemas.BaseModel)
