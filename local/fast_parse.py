@@ -283,10 +283,10 @@ _PLACEHOLDER_NAME = re.compile(r"#\w+")
 
 def plain_update(update_expression: str | None, names: dict | None, values: dict | None,
                  table: Any) -> tuple[list[tuple[str, dict]], list[str], bool] | None:
-    """(sets, removes, whether the REMOVE clause comes first) of an update that only sets top-level attributes to values (none of
-    them a key attribute of the table or of an index) and removes top-level attributes (none
-    of the table's keys), each named once, every placeholder defined; None for anything else
-    (moto then does it all itself)."""
+    """(sets, removes, whether the REMOVE clause comes first) of an update that only sets
+    top-level attributes to values (none of them a key attribute of the table or of an index)
+    and removes top-level attributes (none of the table's keys), each named once, every
+    placeholder defined; None for anything else (moto then does it all itself)."""
     if not update_expression:
         return None
     match = PLAIN_UPDATE.fullmatch(update_expression)
@@ -354,13 +354,13 @@ def simple_update_item(moto_update_item: Any, backend: Any, table_name: str, key
             if return_values_on_condition_check_failure == "ALL_OLD" and item is not None:
                 raise ConditionalCheckFailed(item=item.to_json()["Attributes"])
             raise ConditionalCheckFailed
+    typed = [(name, DynamoType(value)) for name, value in sets]  # every value read before any is set, as moto
     if item is None:
         data = {table.hash_key_attr: {hash_value.type: hash_value.value}}
         if range_value:
             data[table.range_key_attr] = {range_value.type: range_value.value}
         table.put_item(data)
         item = table.get_item(hash_value, range_value)
-    typed = [(name, DynamoType(value)) for name, value in sets]  # every value read before any is set, as moto
     try:
         if remove_first:  # moto applies the clauses in the order of the text (the size is checked at each set)
             for name in removes:
