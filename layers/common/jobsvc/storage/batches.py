@@ -12,7 +12,7 @@ from typing import Any, Callable
 
 from . import layout
 from ..errors import Unavailable
-from .db import Cancelled, Expr, Refused, batch_get, batch_write, call, from_item, table, to_item, update_expression
+from .db import Cancelled, Expr, Refused, batch_get, batch_write, call, from_item, query_all, table, to_item, update_expression
 
 
 def put_batch_job(record: dict[str, Any]) -> str | None:
@@ -57,16 +57,8 @@ def polling_entries(limit_per_shard: int = 1000) -> list[dict[str, Any]]:
     found: list[dict[str, Any]] = []
     for pk in layout.poll_pks():
         e = Expr()
-        condition = f"{e.n('poll_pk')} = {e.v(pk)}"
-        start = None
-        while True:  # every page asks the same (DynamoDB refuses names or values left unused)
-            kwargs: dict[str, Any] = {"ExclusiveStartKey": start} if start else {}
-            data = call("Query", TableName=table(), IndexName="polling", Limit=limit_per_shard,
-                        KeyConditionExpression=condition, **e.kwargs(), **kwargs)
-            found += [r for r in map(from_item, data.get("Items", [])) if r]
-            start = data.get("LastEvaluatedKey")
-            if not start:
-                break
+        found += query_all(TableName=table(), IndexName="polling", Limit=limit_per_shard,
+                           KeyConditionExpression=f"{e.n('poll_pk')} = {e.v(pk)}", **e.kwargs())
     found.sort(key=lambda entry: entry.get("polled_at", 0))
     return found
 

@@ -309,6 +309,26 @@ def _input_error(message: str) -> None:
         raise errors.InvalidInput(f"a value is too long to be indexed: {message[:200]}")
 
 
+def query_all(max_items: int | None = None, **params: Any) -> list[dict[str, Any]]:
+    """Every record a Query finds, page after page, or its first ``max_items`` (each page then
+    asks for no more than are still wanted). Every page asks the same: DynamoDB refuses names
+    or values an expression leaves unused, so placeholders are made once, by the caller."""
+    found: list[dict[str, Any]] = []
+    start: dict[str, Any] | None = None
+    while max_items is None or len(found) < max_items:
+        page = dict(params)
+        if max_items is not None:
+            page["Limit"] = max_items - len(found)
+        if start:
+            page["ExclusiveStartKey"] = start
+        data = call("Query", **page)
+        found += [r for r in map(from_item, data.get("Items", [])) if r]
+        start = data.get("LastEvaluatedKey")
+        if not start:
+            break
+    return found
+
+
 def batch_get(keys: list[dict[str, Any]], consistent: bool = True) -> list[dict[str, Any]]:
     """Read up to 100 items by key in one BatchGetItem (unprocessed keys are asked again,
     a few times, then the read fails as busy). Items that do not exist are absent."""

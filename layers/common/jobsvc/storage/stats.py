@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .db import Expr, Refused, call, from_item, table, to_item
+from .db import Expr, Refused, call, from_item, query_all, table, to_item
 
 SEQ_WIDTH = 48  # stream sequence numbers are 21 to 40 digits; padded, they compare as strings
 
@@ -83,15 +83,7 @@ def read_hours(org: str, first: str, last: str) -> list[dict[str, Any]]:
     """The hour items from ``first`` to ``last`` (inclusive): one Query (at most 720 small
     items: pages of 1 MB are read on, which 720 hours of a handful of job types never fill)."""
     e = Expr()
-    condition = f"pk = {e.v(stats_pk(org))} AND sk BETWEEN {e.v(hour_sk(first))} AND {e.v(hour_sk(last))}"
-    found: list[dict[str, Any]] = []
-    start: dict[str, Any] | None = None
-    while True:  # every page asks the same (DynamoDB refuses values an expression does not use)
-        data = call(
-            "Query", TableName=table(), KeyConditionExpression=condition,
-            **e.kwargs(), **({"ExclusiveStartKey": start} if start else {}),
-        )
-        found += [r for r in map(from_item, data.get("Items", [])) if r]
-        start = data.get("LastEvaluatedKey")
-        if not start:
-            return found
+    return query_all(
+        TableName=table(), KeyConditionExpression=f"pk = {e.v(stats_pk(org))} AND sk BETWEEN {e.v(hour_sk(first))} AND {e.v(hour_sk(last))}",
+        **e.kwargs(),
+    )

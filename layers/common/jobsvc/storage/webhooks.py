@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from . import layout
-from .db import Expr, Refused, batch_get, call, from_item, table, to_item, update_expression
+from .db import Expr, Refused, batch_get, call, from_item, query_all, table, to_item, update_expression
 
 LOG_SIZE = 50
 SENDING, WAITING, SUCCEEDED, GONE, FAILED = "sending", "waiting", "succeeded", "gone", "failed"
@@ -193,19 +193,14 @@ def failed_since(org: str, since: str, until: str, limit: int) -> list[dict[str,
     (the failed index, one Query per shard, at most ``limit`` in all)."""
     found: list[dict[str, Any]] = []
     for pk in layout.failed_pks(org):
+        if len(found) >= limit:
+            break
         e = Expr()
-        condition = f"{e.n('fail_pk')} = {e.v(pk)} AND {e.n('fail_at')} BETWEEN {e.v(since)} AND {e.v(until)}"
-        start: dict[str, Any] | None = None
-        while len(found) < limit:  # every page asks the same (no value left unused)
-            kwargs: dict[str, Any] = {"ExclusiveStartKey": start} if start else {}
-            data = call(
-                "Query", TableName=table(), IndexName="failed", Limit=limit - len(found),
-                KeyConditionExpression=condition, **e.kwargs(), **kwargs,
-            )
-            found += [r for r in map(from_item, data.get("Items", [])) if r]
-            start = data.get("LastEvaluatedKey")
-            if not start:
-                break
+        found += query_all(
+            limit - len(found), TableName=table(), IndexName="failed",
+            KeyConditionExpression=f"{e.n('fail_pk')} = {e.v(pk)} AND {e.n('fail_at')} BETWEEN {e.v(since)} AND {e.v(until)}",
+            **e.kwargs(),
+        )
     return found[:limit]
 
 
@@ -227,7 +222,7 @@ def delete_webhook_state(org_shard_pk: str, job_id: str) -> None:
     call("DeleteItem", TableName=table(), Key=to_item({"pk": org_shard_pk, "sk": f"JOB#{job_id}{layout.WEBHOOK_SUFFIX}"}))
 
 
-# ---- secrets ---------------------------------------------------------------------------
+# ---- a delivery's reads ----------------------------------------------------------------
 
 
 def read_for_delivery(org: str, job_id: str) -> tuple[dict[str, Any] | None, dict[str, Any] | None, dict[str, Any] | None]:
@@ -242,6 +237,9 @@ def read_for_delivery(org: str, job_id: str) -> tuple[dict[str, Any] | None, dic
         return found.get((key["pk"], key["sk"]))
 
     return of(job_key), of(webhook_key), of(secret_key)
+
+
+# ---- secrets ---------------------------------------------------------------------------
 
 
 def get_secret(org: str) -> dict[str, Any] | None:
