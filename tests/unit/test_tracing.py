@@ -60,7 +60,7 @@ def test_each_dynamodb_request_is_a_subsegment_when_tracing_is_on(monkeypatch):
 
     from jobsvc.storage import db, wire
 
-    monkeypatch.setattr(db, "_TRACED", [True])
+    monkeypatch.setattr(db, "_traced", lambda: True)
     monkeypatch.setattr(db, "_client", wire.Client("us-east-1", credentials=Credentials("a", "b")))
     monkeypatch.setattr(wire, "transport", lambda url, headers, body: (200, {}, b'{"Count":0}'))
     segment = xray_recorder.begin_segment("test", sampling=1)

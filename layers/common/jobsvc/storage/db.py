@@ -10,6 +10,7 @@ retried here with backoff and jitter. When the retries run out the caller gets
 """
 from __future__ import annotations
 
+import functools
 import math
 import random
 import threading
@@ -274,16 +275,12 @@ def call(operation: str, **kwargs: Any) -> dict[str, Any]:
     raise AssertionError("unreachable")
 
 
-_TRACED: list[bool] = []
-
-
+@functools.cache
 def _traced() -> bool:
     """Is X-Ray tracing on (tracing.enabled(): in Lambda, unless switched off)? Read once."""
-    if not _TRACED:
-        from .. import tracing
+    from .. import tracing
 
-        _TRACED.append(tracing.enabled())
-    return _TRACED[0]
+    return tracing.enabled()
 
 
 def _traced_send(send: Any) -> Any:
