@@ -144,15 +144,20 @@ def _schedule(queue_url: str, task: Task, delay: float) -> None:
     queues.send(queue_url, replace(task, not_before=not_before).message(), int(delay))
 
 
-def _secret(org: str, item: dict[str, Any] | None = None) -> dict[str, Any]:
-    """The organization's secret item (``item``, if read already), made on first use."""
-    return item or store.get_secret(org) or store.create_secret(org, signing.generate_secret())
+def _secret(org: str) -> dict[str, Any]:
+    """The organization's secret item, made on first use."""
+    return store.get_secret(org) or _new_secret(org)
+
+
+def _new_secret(org: str) -> dict[str, Any]:
+    """The organization's first secret (or the one another request made meanwhile)."""
+    return store.create_secret(org, signing.generate_secret())
 
 
 def signing_secrets(org: str, item: dict[str, Any] | None = None) -> list[str]:
     """The secrets that sign a delivery now: the current one, and the previous one for 24 h
     (``item``: the secret item, if read already)."""
-    item = _secret(org, item)
+    item = item or _secret(org)
     secrets = [item["secret"]]
     if item.get("previous_secret") and item.get("previous_valid_until") and item["previous_valid_until"] > epoch():
         secrets.append(item["previous_secret"])
@@ -200,12 +205,13 @@ def deliver(task: Task) -> str:
         attempt, round_start, seq = claim.attempt, claim.round_start, claim.seq
 
     body = json.dumps(task.payload, separators=(",", ":"), ensure_ascii=False)
+    secrets = signing_secrets(task.organization_id, secret_item or _new_secret(task.organization_id))
     timestamp = epoch()
     headers = {
         "Content-Type": "application/json",
         "webhook-id": task.webhook_id,
         "webhook-timestamp": str(timestamp),
-        "webhook-signature": signing.sign(signing_secrets(task.organization_id, secret_item), task.webhook_id, timestamp, body),
+        "webhook-signature": signing.sign(secrets, task.webhook_id, timestamp, body),
     }
     sent_at = iso(now())
     outcome = sender.post(
