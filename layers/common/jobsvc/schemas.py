@@ -20,7 +20,7 @@ Role = Literal["user", "assistant", "system", "tool"]
 assert set(Status.__args__) == set(states.STATUSES)  # type: ignore[attr-defined]
 assert set(InitialStatus.__args__) == set(states.INITIAL)  # type: ignore[attr-defined]
 
-_STRICT = ConfigDict(extra="forbid", strict=True, defer_build=True)
+_STRICT = ConfigDict(extra="forbid", strict=True)
 
 
 class BaseModel(_PydanticModel):
