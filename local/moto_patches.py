@@ -154,10 +154,11 @@ def apply() -> None:
     #    some of its checks run after a first action is applied): here an update refused by
     #    anything but its condition (which moto checks before changing anything) is refused
     #    whole (the item as it was, none of its stream records), and an item the update
-    #    creates has the one INSERT record DynamoDB writes. Since a refusal leaves nothing, moto's first check of an update that
-    #    creates its item (the whole validation, against an empty item, before it makes the
-    #    keys) is skipped: the second, against the keys it made, refuses the same updates
-    #    (about 5 ms of the emulator's one-request-at-a-time CPU for each first webhook attempt).
+    #    creates has the one INSERT record DynamoDB writes. Since a refusal leaves nothing,
+    #    moto's first check of an update that creates its item (the whole validation, against
+    #    an empty item, before it makes the keys) is skipped: the second, against the keys it
+    #    made, refuses the same updates (about 5 ms of the emulator's one-request-at-a-time CPU
+    #    for each first webhook attempt).
     from moto.dynamodb.exceptions import ConditionalCheckFailed, ItemSizeToUpdateTooLarge
 
     update_item = DynamoDBBackend.update_item
@@ -186,13 +187,7 @@ def apply() -> None:
             refusal = exc
         finally:
             _creating.skip = False
-        if before is None:
-            if table.get_item(hash_value, range_value) is not None:  # the keys moto made first
-                table.delete_item(hash_value, range_value)
-        elif range_value is None:
-            table.items[hash_value] = before
-        else:
-            table.items[hash_value][range_value] = before
+        restore(table, key, before)  # as a cancelled transaction's items (an item made: its keys go)
         if shard is not None:
             drop_records_of(shard, records, table_key(table, key))
         raise refusal
