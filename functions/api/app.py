@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import base64
 import binascii
+import importlib.util
 import json
+import sys
+from types import ModuleType
 from typing import Annotated, Any, Optional
 from urllib.parse import urlencode
 
@@ -17,7 +20,7 @@ from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
 from aws_lambda_powertools.event_handler.openapi.params import Body, Header, Path, Query
 
-from jobsvc import batches, errors, jobs, jsonbody, stats, tracing, webhooks
+from jobsvc import errors, jobs, jsonbody, tracing
 from jobsvc.auth import Actor
 from jobsvc.config import settings
 from jobsvc.pages import Listing
@@ -26,6 +29,30 @@ from jobsvc.schemas import (
     JobCreate, JobType, JobUpdate, Message, MessageCreate, Queued, Recover, Redelivery, Role, Stats, Status,
     TransitionError, Unauthorized, WebhookSecret,
 )
+
+
+
+def on_first_use(name: str) -> ModuleType:
+    """Module ``name``, run when one of its attributes is first read (importlib's LazyLoader).
+    What only some routes need (batches and their provider adapters, webhooks, stats) stays out of
+    the function's import, the cold start of every other route; in AWS, ``_before_snapshot`` loads
+    it all into the SnapStart snapshot."""
+    if name in sys.modules:
+        return sys.modules[name]
+    spec = importlib.util.find_spec(name)
+    spec.loader = importlib.util.LazyLoader(spec.loader)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    parent, _, child = name.rpartition(".")
+    setattr(sys.modules[parent], child, module)  # as an import would: ``jobsvc.batches`` works
+    return module
+
+
+batches = on_first_use("jobsvc.batches")
+stats = on_first_use("jobsvc.stats")
+webhooks = on_first_use("jobsvc.webhooks")
+MODULES_ON_FIRST_USE = (batches, stats, webhooks)
 
 logger = Logger()
 app = APIGatewayHttpResolver(enable_validation=True)
@@ -385,10 +412,14 @@ def lambda_handler(event: dict, context: Any) -> dict:
 
 def _before_snapshot() -> None:
     """Make now what the first request would: the snapshot then holds it (the DynamoDB client,
-    its credentials, every model's validator)."""
+    its credentials, every model's validator, the modules only some routes load)."""
+    import requests  # noqa: F401 - the provider adapters' HTTP client (creating or cancelling a batch)
+
     from jobsvc import schemas
     from jobsvc.storage import db
 
+    for module in MODULES_ON_FIRST_USE:
+        getattr(module, "__name__")  # noqa: B009 - reading an attribute runs the module
     db.client()
     schemas.build()
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 import hashlib
 import re
 import secrets
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from .storage import access
 from .timeutil import now_iso
@@ -17,8 +17,7 @@ _BEARER = re.compile(r"^bearer ([A-Za-z0-9_\-.~+/=]{16,256})$", re.IGNORECASE)
 _ACTOR_ID = re.compile(r"^[^#|\s][^#|]{0,126}[^#|\s]$|^[^#|\s]$")
 
 
-@dataclass(frozen=True)
-class Actor:
+class Actor(NamedTuple):
     organization_id: str
     user_id: str
 

@@ -8,8 +8,7 @@ the answer would pass ``RESPONSE_BUDGET`` bytes, whichever comes first.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any, Callable, NamedTuple
 
 #: the bytes of one answer, as Lambda carries it (the body is JSON inside Lambda's JSON
 #: response, so its quotes and backslashes count twice): well under Lambda's 6 MB, and
@@ -22,8 +21,7 @@ def carried_size(value: Any) -> int:
     return len(json.dumps(json.dumps(value, separators=(",", ":"))))
 
 
-@dataclass
-class Listing:
+class Listing(NamedTuple):
     items: list[dict[str, Any]]
     #: query parameters that fetch the next page (e.g. ``{"before": "job-..."}``), None if complete
     next: dict[str, str] | None = None

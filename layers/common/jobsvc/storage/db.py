@@ -15,7 +15,6 @@ import math
 import random
 import threading
 import time
-from dataclasses import dataclass
 from typing import Any
 
 from .. import errors
@@ -201,18 +200,20 @@ def update_expression(sets: list[str], removes: list[str] | None = None, adds: l
 # ---- calls and their failures ------------------------------------------------------
 
 
-@dataclass
 class Refused(Exception):
     """A conditional write whose condition failed; ``item`` is the item as it was (if asked for)."""
 
-    item: dict[str, Any] | None = None
+    def __init__(self, item: dict[str, Any] | None = None) -> None:
+        super().__init__(item)
+        self.item = item
 
 
-@dataclass
 class Cancelled(Exception):
     """A transaction cancelled by a failed condition; ``reasons[i]`` is ``(code, item)`` of part i."""
 
-    reasons: list[tuple[str | None, dict[str, Any] | None]]
+    def __init__(self, reasons: list[tuple[str | None, dict[str, Any] | None]]) -> None:
+        super().__init__(reasons)
+        self.reasons = reasons
 
     def refused(self, index: int) -> bool:
         return len(self.reasons) > index and self.reasons[index][0] == "ConditionalCheckFailed"

@@ -12,7 +12,7 @@ import random
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, NamedTuple
 
 from .. import errors
 from . import layout
@@ -74,8 +74,7 @@ class Write:
     conditions: list[tuple[str, str, Any]] = field(default_factory=list)
 
 
-@dataclass
-class Outcome:
+class Outcome(NamedTuple):
     job: dict[str, Any] | None  # after the write, or as it was when the condition failed (None: no job)
     applied: bool
 
@@ -138,8 +137,7 @@ MAX_FETCHED = 400
 MAX_QUERIES = 8
 
 
-@dataclass(frozen=True)
-class ListQuery:
+class ListQuery(NamedTuple):
     org: str
     low: str  # inclusive bounds on the job id
     high: str
@@ -154,8 +152,7 @@ class ListQuery:
     statuses: frozenset[str] | None = None  # any of these (bulk cancel: the active ones)
 
 
-@dataclass
-class Page:
+class Page(NamedTuple):
     jobs: list[tuple[dict[str, Any], dict[str, Any] | None]]  # (job, webhook state), in list order
     #: None: nothing more matches. Otherwise the exclusive cursor (an id) for the next page:
     #: ``before`` when descending, ``after`` when ascending.
@@ -229,8 +226,7 @@ def _wanted_statuses(q: ListQuery) -> frozenset[str]:
     return frozenset(wanted)
 
 
-@dataclass
-class _Shard:
+class _Shard(NamedTuple):
     entries: list[tuple[str, Any]]  # (id, payload) in scan order
     last: str | None  # the id of the last item DynamoDB evaluated, when it stopped early
 

@@ -18,8 +18,7 @@ and records after: two writes. None rewrites the job.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from . import layout
 from .db import Expr, Refused, batch_get, call, from_item, query_all, table, to_item, update_expression
@@ -32,8 +31,7 @@ def delivery_attribute(delivery_id: str) -> str:
     return f"d_{delivery_id}"
 
 
-@dataclass
-class Claim:
+class Claim(NamedTuple):
     claimed: bool
     attempt: int = 0  # the number of the attempt this claim allows (1-based, counted per delivery)
     round_start: int = 0  # attempts made before this round (a redriven dead letter starts a new one)
