@@ -8,10 +8,8 @@ from __future__ import annotations
 
 import base64
 import binascii
-import importlib.util
+import importlib
 import json
-import sys
-from types import ModuleType
 from typing import Annotated, Any, Optional
 from urllib.parse import urlencode
 
@@ -31,28 +29,27 @@ from jobsvc.schemas import (
 )
 
 
+class OnFirstUse:
+    """Module ``name``, imported when one of its attributes is first read. What only some routes
+    need (batches, webhooks, stats) stays out of the function's import, the cold start of every
+    other route; in AWS, ``_before_snapshot`` imports it all into the SnapStart snapshot. (An
+    ordinary import each time: thread-safe, and a failed one raises again at the next use.)"""
 
-def on_first_use(name: str) -> ModuleType:
-    """Module ``name``, run when one of its attributes is first read (importlib's LazyLoader).
-    What only some routes need (batches and their provider adapters, webhooks, stats) stays out of
-    the function's import, the cold start of every other route; in AWS, ``_before_snapshot`` loads
-    it all into the SnapStart snapshot."""
-    if name in sys.modules:
-        return sys.modules[name]
-    spec = importlib.util.find_spec(name)
-    spec.loader = importlib.util.LazyLoader(spec.loader)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    parent, _, child = name.rpartition(".")
-    setattr(sys.modules[parent], child, module)  # as an import would: ``jobsvc.batches`` works
-    return module
+    def __init__(self, name: str) -> None:
+        self._name = name
+
+    def __getattr__(self, attribute: str) -> Any:
+        return getattr(importlib.import_module(self._name), attribute)
 
 
-batches = on_first_use("jobsvc.batches")
-stats = on_first_use("jobsvc.stats")
-webhooks = on_first_use("jobsvc.webhooks")
-MODULES_ON_FIRST_USE = (batches, stats, webhooks)
+batches = OnFirstUse("jobsvc.batches")
+stats = OnFirstUse("jobsvc.stats")
+webhooks = OnFirstUse("jobsvc.webhooks")
+#: what the snapshot loads besides: the modules above, the provider adapters and their HTTP client
+SNAPSHOT_MODULES = (
+    "jobsvc.batches", "jobsvc.stats", "jobsvc.webhooks",
+    "jobsvc.providers.anthropic", "jobsvc.providers.openai", "jobsvc.providers.simulated", "requests",
+)
 
 logger = Logger()
 app = APIGatewayHttpResolver(enable_validation=True)
@@ -412,14 +409,12 @@ def lambda_handler(event: dict, context: Any) -> dict:
 
 def _before_snapshot() -> None:
     """Make now what the first request would: the snapshot then holds it (the DynamoDB client,
-    its credentials, every model's validator, the modules only some routes load)."""
-    import requests  # noqa: F401 - the provider adapters' HTTP client (creating or cancelling a batch)
-
+    its credentials, every model's validator, the modules only some routes use)."""
     from jobsvc import schemas
     from jobsvc.storage import db
 
-    for module in MODULES_ON_FIRST_USE:
-        getattr(module, "__name__")  # noqa: B009 - reading an attribute runs the module
+    for name in SNAPSHOT_MODULES:
+        importlib.import_module(name)
     db.client()
     schemas.build()
 

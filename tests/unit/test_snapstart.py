@@ -35,36 +35,39 @@ def test_before_snapshot_makes_the_client_and_builds_every_model():
 
 
 def test_modules_only_some_routes_need_load_on_first_use_and_before_the_snapshot():
-    """The API function's import leaves out what only some routes need (batches and their
+    """The API function's import leaves out what only some routes need (batches and the
     provider adapters, webhooks, stats, ``requests``): the cold start of every other route.
-    The snapshot holds them all, loaded."""
+    The first use of one loads it; the snapshot holds them all."""
     import json
     import subprocess
     import sys
+
+    from tests.helpers import ROOT
 
     probe = (
         "import importlib.util, json, sys\n"
         "spec = importlib.util.spec_from_file_location('app', 'functions/api/app.py')\n"
         "m = importlib.util.module_from_spec(spec); spec.loader.exec_module(m)\n"
-        "names = ['jobsvc.batches', 'jobsvc.providers', 'jobsvc.webhooks', 'jobsvc.stats', 'jobsvc.queues', 'requests']\n"
+        "names = ['jobsvc.batches', 'jobsvc.providers', 'jobsvc.providers.anthropic', 'jobsvc.webhooks',\n"
+        "         'jobsvc.stats', 'jobsvc.queues', 'requests']\n"
         "def loaded():\n"
-        "    return {n: n in sys.modules and type(sys.modules[n]).__name__ == 'module' for n in names}\n"
+        "    return {n: n in sys.modules for n in names}\n"
         "at_import = loaded()\n"
-        "m.batches.list_batches  # the first use\n"
+        "first_use = m.batches.list_batches\n"
         "after_use = loaded()\n"
         "from jobsvc.storage import db\n"
-        "db.client = lambda: None  # no credentials here: the client is another test's matter\n"
+        "db.client = lambda: None  # no credentials here: the client is the test above's matter\n"
         "m._before_snapshot()\n"
-        "import jobsvc\n"
+        "import jobsvc.batches\n"
         "print(json.dumps({'import': at_import, 'use': after_use, 'snapshot': loaded(),\n"
-        "                  'attribute': jobsvc.webhooks is sys.modules['jobsvc.webhooks']}))\n"
+        "                  'same': first_use is jobsvc.batches.list_batches}))\n"
     )
-    env = {"PATH": "/usr/bin:/bin", "AWS_DEFAULT_REGION": "us-east-1", "TABLE_NAME": "t", "PYTHONPATH": "layers/common",
-           "POWERTOOLS_TRACE_DISABLED": "true"}
-    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env=env, cwd=".")
+    env = {"PATH": "/usr/bin:/bin", "AWS_DEFAULT_REGION": "us-east-1", "TABLE_NAME": "t",
+           "PYTHONPATH": str(ROOT / "layers" / "common"), "POWERTOOLS_TRACE_DISABLED": "true"}
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env=env, cwd=ROOT)
     assert done.returncode == 0, done.stderr
     seen = json.loads(done.stdout.splitlines()[-1])
     assert not any(seen["import"].values()), seen["import"]
     assert seen["use"]["jobsvc.batches"] and seen["use"]["jobsvc.providers"] and not seen["use"]["jobsvc.webhooks"]
     assert all(seen["snapshot"].values()), seen["snapshot"]
-    assert seen["attribute"]
+    assert seen["same"]

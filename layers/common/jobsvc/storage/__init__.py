@@ -9,9 +9,11 @@
 - ``access``: API keys and the scheduler's lease.
 - ``stats``: counters kept from the table's stream.
 
-Records are plain dicts of the item's attributes. What the functions here hand back besides
-(``Outcome``, ``Page``, ``Claim``, ``ListQuery``) are NamedTuples, not dataclasses: a dataclass
-compiles its methods when its module is imported (about 1 ms each here), which every cold start pays.
+Records are plain dicts of the item's attributes. The few small classes here that describe a
+read's question or a write's outcome (``ListQuery``, ``Page``, ``Outcome``, ``Claim``) are
+NamedTuples rather than dataclasses: a dataclass compiles its methods when its module is imported
+(about 1 ms each on the benchmark machine), which every cold start pays. ``Write``, built up field
+by field with list and dict defaults, stays a dataclass.
 """
 from __future__ import annotations
 
