@@ -7,12 +7,17 @@ compare). Also printed, for the API function: import plus the first request an
 instance handles (the health route, no AWS call), and import plus what its
 SnapStart snapshot holds besides (every public model built, and the modules
 only some routes load, on first use elsewhere: batches and the provider
-adapters, webhooks, stats, ``requests``).
+adapters, webhooks, stats, ``requests``). Last, where valgrind is installed,
+the instructions each import executes: a count that does not vary from run to
+run, for boto3, for the libraries the API function cannot do without
+(Powertools' event handler with validation, pydantic) and for the function.
 """
 from __future__ import annotations
 
 import json
 import os
+import re
+import shutil
 import statistics
 import subprocess
 import sys
@@ -98,6 +103,46 @@ def measure(target: str, traced: bool = False) -> dict[str, float | None]:
             "import_ratio": ratio("import"), "first_ratio": ratio("first"), "built_ratio": ratio("built")}
 
 
+#: for the count of instructions: what each figure imports (start-up alone is subtracted)
+IMPORTS = {
+    "import boto3": "import boto3",
+    "Powertools' event handler with validation, pydantic (no code of ours)": (
+        "from aws_lambda_powertools import Logger\n"
+        "from aws_lambda_powertools.event_handler import APIGatewayHttpResolver\n"
+        "from aws_lambda_powertools.event_handler.openapi.params import Body\n"
+        "APIGatewayHttpResolver(enable_validation=True)"
+    ),
+    "functions/api": (
+        "import importlib.util\n"
+        "spec = importlib.util.spec_from_file_location('app', 'functions/api/app.py')\n"
+        "module = importlib.util.module_from_spec(spec); spec.loader.exec_module(module)"
+    ),
+}
+
+
+def instructions(code: str) -> int:
+    """Instructions a fresh interpreter executes running ``code`` (valgrind's callgrind):
+    the same count from one run to the next, where time on this shared machine is not."""
+    env = {**_environment("api", False), "PYTHONMALLOC": "malloc", "PYTHONHASHSEED": "0"}
+    done = subprocess.run(["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", sys.executable, "-c", code],
+                          cwd=ROOT, env=env, check=True, capture_output=True, text=True)
+    return int(re.search(r"Collected : (\d+)", done.stderr).group(1))
+
+
+def instruction_counts() -> None:
+    if shutil.which("valgrind") is None:
+        print("  (no valgrind here: no count of instructions)")
+        return
+    for code in IMPORTS.values():  # .pyc files written first: a count without compiling
+        subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=_environment("api", False), check=True, capture_output=True)
+    start_up = instructions("pass")
+    counts = {name: instructions(code) - start_up for name, code in IMPORTS.items()}
+    baseline = counts["import boto3"]
+    print("  instructions executed (valgrind; the same in every run; interpreter start-up subtracted):")
+    for name, count in counts.items():
+        print(f"  {name:<72} {count / 1e6:6.0f} M   {count / baseline:.2f}x")
+
+
 def main() -> None:
     print(f"cold start (median of {RUNS} fresh interpreters, Python {sys.version.split()[0]}; each ratio is to "
           f"`import boto3` timed alternately with it)")
@@ -117,6 +162,7 @@ def main() -> None:
     for name, seconds, ratio in traced_rows:
         print(f"  functions/{name:<12} import     {1000 * seconds:7.1f} ms   {ratio:.2f}x")
     print("  (the API function runs with SnapStart in AWS: its import, tracer included, is in the snapshot)")
+    instruction_counts()
 
 
 if __name__ == "__main__":

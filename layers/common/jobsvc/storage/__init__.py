@@ -9,6 +9,8 @@
 - ``access``: API keys and the scheduler's lease.
 - ``stats``: counters kept from the table's stream.
 
+Each is imported by what uses it (a function loads only the families it stores).
+
 Records are plain dicts of the item's attributes. The few small classes here that describe a
 read's question or a write's outcome (``ListQuery``, ``Page``, ``Outcome``, ``Claim``) are
 NamedTuples rather than dataclasses: a dataclass compiles its methods when its module is imported
@@ -20,7 +22,7 @@ from __future__ import annotations
 from contextlib import contextmanager
 from typing import Callable, Iterator
 
-from . import access, batches, db, jobs, layout, webhooks, wire  # noqa: F401
+from . import wire
 
 
 @contextmanager

@@ -10,13 +10,15 @@ from __future__ import annotations
 
 import random
 import threading
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, NamedTuple
+from typing import TYPE_CHECKING, Any, Callable, Iterable, NamedTuple
 
 from .. import errors
 from . import layout
 from .db import Cancelled, Expr, Refused, batch_get, call, from_item, table, to_av, to_item, update_expression
+
+if TYPE_CHECKING:
+    from concurrent.futures import ThreadPoolExecutor
 
 #: heartbeat deadline of a running job without a heartbeat timeout (never due)
 NEVER = 10**11
@@ -241,6 +243,8 @@ def _parallel(calls: list[Callable[[], Any]]) -> list[Any]:
         return [calls[0]()]
     with _pool_lock:
         if _pool is None:
+            from concurrent.futures import ThreadPoolExecutor  # with the first list that reads shards at once
+
             _pool = ThreadPoolExecutor(max_workers=MAX_QUERIES, thread_name_prefix="shard-query")
     return list(_pool.map(lambda fn: fn(), calls))
 
