@@ -32,23 +32,33 @@ from jobsvc.schemas import (
 class OnFirstUse:
     """Module ``name``, imported when one of its attributes is first read. What only some routes
     need (batches, webhooks, stats) stays out of the function's import, the cold start of every
-    other route; in AWS, ``_before_snapshot`` imports it all into the SnapStart snapshot. (An
+    other route; in AWS, ``_before_snapshot`` imports it into the SnapStart snapshot. (An
     ordinary import each time: thread-safe, and a failed one raises again at the next use.)"""
+
+    __slots__ = ("_name",)
 
     def __init__(self, name: str) -> None:
         self._name = name
 
     def __getattr__(self, attribute: str) -> Any:
+        if attribute.startswith("__"):  # copy, pickle, introspection: not the module's
+            raise AttributeError(attribute)
         return getattr(importlib.import_module(self._name), attribute)
+
+    def __repr__(self) -> str:
+        return f"<{self._name}, imported on first use>"
 
 
 batches = OnFirstUse("jobsvc.batches")
 stats = OnFirstUse("jobsvc.stats")
 webhooks = OnFirstUse("jobsvc.webhooks")
-#: what the snapshot loads besides: the modules above, the provider adapters and their HTTP client
+#: what the snapshot imports besides, so that no request after a restore imports anything: the
+#: modules above, the provider adapters, their HTTP client and their key lookup (SSM through
+#: Powertools' parameters, with boto3), the pool of parallel list queries
 SNAPSHOT_MODULES = (
     "jobsvc.batches", "jobsvc.stats", "jobsvc.webhooks",
-    "jobsvc.providers.anthropic", "jobsvc.providers.openai", "jobsvc.providers.simulated", "requests",
+    "jobsvc.providers.anthropic", "jobsvc.providers.openai", "jobsvc.providers.simulated", "jobsvc.providers.keys",
+    "requests", "aws_lambda_powertools.utilities.parameters", "concurrent.futures.thread",
 )
 
 logger = Logger()

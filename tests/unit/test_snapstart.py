@@ -34,10 +34,17 @@ def test_before_snapshot_makes_the_client_and_builds_every_model():
     assert len(models) > 20 and all(m.__pydantic_complete__ for m in models if m is not schemas.BaseModel)
 
 
-def test_modules_only_some_routes_need_load_on_first_use_and_before_the_snapshot():
-    """The API function's import leaves out what only some routes need (batches and the
-    provider adapters, webhooks, stats, ``requests``): the cold start of every other route.
-    The first use of one loads it; the snapshot holds them all."""
+#: what the routes of batches, webhooks and stats import besides the rest of the API
+ROUTE_MODULES = [
+    "jobsvc.batches", "jobsvc.providers", "jobsvc.providers.anthropic", "jobsvc.providers.openai",
+    "jobsvc.providers.simulated", "jobsvc.providers.keys", "aws_lambda_powertools.utilities.parameters",
+    "requests", "jobsvc.webhooks", "jobsvc.queues", "jobsvc.stats",
+]
+
+
+def _api_in_a_fresh_interpreter(then: str) -> dict:
+    """Import the API function's module in a fresh interpreter, run ``then``, and say which of
+    ROUTE_MODULES were loaded at import and after ``then``."""
     import json
     import subprocess
     import sys
@@ -46,28 +53,35 @@ def test_modules_only_some_routes_need_load_on_first_use_and_before_the_snapshot
 
     probe = (
         "import importlib.util, json, sys\n"
+        f"names = {ROUTE_MODULES!r}\n"
         "spec = importlib.util.spec_from_file_location('app', 'functions/api/app.py')\n"
         "m = importlib.util.module_from_spec(spec); spec.loader.exec_module(m)\n"
-        "names = ['jobsvc.batches', 'jobsvc.providers', 'jobsvc.providers.anthropic', 'jobsvc.webhooks',\n"
-        "         'jobsvc.stats', 'jobsvc.queues', 'requests']\n"
-        "def loaded():\n"
-        "    return {n: n in sys.modules for n in names}\n"
-        "at_import = loaded()\n"
-        "first_use = m.batches.list_batches\n"
-        "after_use = loaded()\n"
+        "at_import = [n for n in names if n in sys.modules]\n"
         "from jobsvc.storage import db\n"
         "db.client = lambda: None  # no credentials here: the client is the test above's matter\n"
-        "m._before_snapshot()\n"
-        "import jobsvc.batches\n"
-        "print(json.dumps({'import': at_import, 'use': after_use, 'snapshot': loaded(),\n"
-        "                  'same': first_use is jobsvc.batches.list_batches}))\n"
+        f"{then}\n"
+        "print(json.dumps({'import': at_import, 'then': [n for n in names if n in sys.modules]}))\n"
     )
     env = {"PATH": "/usr/bin:/bin", "AWS_DEFAULT_REGION": "us-east-1", "TABLE_NAME": "t",
            "PYTHONPATH": str(ROOT / "layers" / "common"), "POWERTOOLS_TRACE_DISABLED": "true"}
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env=env, cwd=ROOT)
     assert done.returncode == 0, done.stderr
-    seen = json.loads(done.stdout.splitlines()[-1])
-    assert not any(seen["import"].values()), seen["import"]
-    assert seen["use"]["jobsvc.batches"] and seen["use"]["jobsvc.providers"] and not seen["use"]["jobsvc.webhooks"]
-    assert all(seen["snapshot"].values()), seen["snapshot"]
-    assert seen["same"]
+    return json.loads(done.stdout.splitlines()[-1])
+
+
+def test_modules_only_some_routes_need_load_on_first_use():
+    """The API function's import leaves out what only some routes need (batches and the
+    provider adapters, webhooks, stats, ``requests``): the cold start of every other route."""
+    seen = _api_in_a_fresh_interpreter("m.stats.read")
+    assert seen["import"] == [] and seen["then"] == ["jobsvc.stats"]
+    seen = _api_in_a_fresh_interpreter("m.webhooks.get_secret")
+    assert "jobsvc.webhooks" in seen["then"] and "jobsvc.batches" not in seen["then"]
+    seen = _api_in_a_fresh_interpreter("m.batches.create_batch")
+    assert {"jobsvc.batches", "jobsvc.providers"} <= set(seen["then"]) and "jobsvc.webhooks" not in seen["then"]
+
+
+def test_the_snapshot_holds_every_module_a_route_imports():
+    """No request after a restore imports anything: the snapshot has it all, the provider
+    adapters and their key lookup included."""
+    seen = _api_in_a_fresh_interpreter("m._before_snapshot()")
+    assert seen["then"] == ROUTE_MODULES
