@@ -41,7 +41,7 @@ else:
     spec.loader.exec_module(module)
 t1 = time.perf_counter()
 snapshot = first = None
-if target == "api":  # as in AWS: the import, the snapshot's work, then (after a restore) a first request
+if target == "api" and sys.argv[2:] != ["traced"]:  # as in AWS: the import, the snapshot's work, a first request
     from jobsvc.storage import db
     db.client = lambda: None  # the DynamoDB client would need credentials: not counted
     module._before_snapshot()
@@ -78,7 +78,7 @@ def _environment(target: str, traced: bool) -> dict[str, str]:
 
 def _probe(target: str, traced: bool = False) -> dict[str, float | None]:
     """One fresh interpreter's figures."""
-    out = subprocess.run([sys.executable, "-c", PROBE, target], cwd=ROOT, env=_environment(target, traced),
+    out = subprocess.run([sys.executable, "-c", PROBE, target, *(["traced"] if traced else [])], cwd=ROOT, env=_environment(target, traced),
                          check=True, capture_output=True, text=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
@@ -166,10 +166,10 @@ def main() -> None:
         print(f"  functions/{name:<12} import     {1000 * result['import']:7.1f} ms   {result['import_ratio']:.2f}x"
               f"   (import boto3 {1000 * result['baseline']:.1f} ms)")
         if result["snapshot_ratio"] is not None:
-            print(f"  functions/{name:<12} +its SnapStart snapshot's work   {result['snapshot_ratio']:.2f}x"
+            print(f"  functions/{name:<12} import + its SnapStart snapshot's work   {result['snapshot_ratio']:.2f}x"
                   "   (every model built, every module a route imports; not the DynamoDB client)")
         if result["first"] is not None:
-            print(f"  functions/{name:<12} then a first request (health), as after a restore: {1000 * result['first']:.1f} ms")
+            print(f"  functions/{name:<12} then a first request (the health route): {1000 * result['first']:.1f} ms")
         traced = measure(name, traced=True)
         traced_rows.append((name, traced["import"], traced["import_ratio"]))
     print("  with tracing on, as in Lambda (Powertools' Tracer loads the X-Ray SDK at import):")

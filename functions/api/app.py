@@ -41,7 +41,7 @@ class OnFirstUse:
         self._name = name
 
     def __getattr__(self, attribute: str) -> Any:
-        if attribute.startswith("__"):  # copy, pickle, introspection: not the module's
+        if attribute.startswith("__") or attribute == "_name":  # copy, pickle, introspection: not the module's
             raise AttributeError(attribute)
         return getattr(importlib.import_module(self._name), attribute)
 
@@ -54,11 +54,12 @@ stats = OnFirstUse("jobsvc.stats")
 webhooks = OnFirstUse("jobsvc.webhooks")
 #: what the snapshot imports besides, so that no request after a restore imports anything: the
 #: modules above, the provider adapters, their HTTP client and their key lookup (SSM through
-#: Powertools' parameters, with boto3), the pool of parallel list queries
+#: Powertools' parameters, with boto3), the pool of parallel list queries, the console's files
+#: (``_before_snapshot`` also makes the OpenAPI document once, which imports its generator)
 SNAPSHOT_MODULES = (
     "jobsvc.batches", "jobsvc.stats", "jobsvc.webhooks",
     "jobsvc.providers.anthropic", "jobsvc.providers.openai", "jobsvc.providers.simulated", "jobsvc.providers.keys",
-    "requests", "aws_lambda_powertools.utilities.parameters", "concurrent.futures.thread",
+    "requests", "aws_lambda_powertools.utilities.parameters", "concurrent.futures.thread", "jobsvc.web",
 )
 
 logger = Logger()
@@ -419,12 +420,16 @@ def lambda_handler(event: dict, context: Any) -> dict:
 
 def _before_snapshot() -> None:
     """Make now what the first request would: the snapshot then holds it (the DynamoDB client,
-    its credentials, every model's validator, the modules only some routes use)."""
-    from jobsvc import schemas
+    its credentials, every model's validator, the modules only some routes use, the console's
+    files, the OpenAPI document's generator)."""
+    from jobsvc import schemas, web
     from jobsvc.storage import db
 
     for name in SNAPSHOT_MODULES:
         importlib.import_module(name)
+    for path in WEB_ROUTES:
+        web.asset(path)
+    openapi()
     db.client()
     schemas.build()
 

@@ -38,13 +38,30 @@ def test_before_snapshot_makes_the_client_and_builds_every_model():
 ROUTE_MODULES = [
     "jobsvc.batches", "jobsvc.providers", "jobsvc.providers.anthropic", "jobsvc.providers.openai",
     "jobsvc.providers.simulated", "jobsvc.providers.keys", "aws_lambda_powertools.utilities.parameters",
-    "requests", "jobsvc.webhooks", "jobsvc.queues", "jobsvc.stats",
+    "requests", "jobsvc.webhooks", "jobsvc.queues", "jobsvc.stats", "concurrent.futures.thread", "jobsvc.web",
 ]
+
+#: the public routes, asked after the snapshot: nothing they do may import a module any more
+PUBLIC_AFTER_SNAPSHOT = """
+m._before_snapshot()
+before = set(sys.modules)
+event = json.load(open('events/api_health.json'))
+class Context:
+    function_name = 'test'; memory_limit_in_mb = 512; aws_request_id = 'test'
+    invoked_function_arn = 'arn:aws:lambda:us-east-1:123456789012:function:test'
+    def get_remaining_time_in_millis(self): return 10000
+for path in ['/v1/health', '/v1/openapi.json', *m.WEB_ROUTES]:
+    event['rawPath'] = event['requestContext']['http']['path'] = path
+    event['routeKey'] = 'GET ' + path
+    assert m.lambda_handler(event, Context())['statusCode'] == 200, path
+print(json.dumps(sorted(set(sys.modules) - before)))
+"""
 
 
 def _api_in_a_fresh_interpreter(then: str) -> dict:
     """Import the API function's module in a fresh interpreter, run ``then``, and say which of
-    ROUTE_MODULES were loaded at import and after ``then``."""
+    ROUTE_MODULES were loaded at import and after ``then`` (and ``printed``: the JSON line
+    ``then`` printed, if it did)."""
     import json
     import subprocess
     import sys
@@ -66,7 +83,8 @@ def _api_in_a_fresh_interpreter(then: str) -> dict:
            "PYTHONPATH": str(ROOT / "layers" / "common"), "POWERTOOLS_TRACE_DISABLED": "true"}
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env=env, cwd=ROOT)
     assert done.returncode == 0, done.stderr
-    return json.loads(done.stdout.splitlines()[-1])
+    lines = done.stdout.splitlines()
+    return {**json.loads(lines[-1]), "printed": json.loads(lines[-2]) if len(lines) > 1 else None}
 
 
 def test_modules_only_some_routes_need_load_on_first_use():
@@ -85,3 +103,14 @@ def test_the_snapshot_holds_every_module_a_route_imports():
     adapters and their key lookup included."""
     seen = _api_in_a_fresh_interpreter("m._before_snapshot()")
     assert seen["then"] == ROUTE_MODULES
+    # and what the public routes import, whatever it is: nothing, after the snapshot
+    assert _api_in_a_fresh_interpreter(PUBLIC_AFTER_SNAPSHOT)["printed"] == []
+
+
+def test_the_route_modules_stand_in_for_modules_without_loading_them():
+    seen = _api_in_a_fresh_interpreter(
+        "import copy\n"
+        "assert repr(m.batches) == '<jobsvc.batches, imported on first use>'\n"
+        "assert copy.copy(m.stats) is not None and not hasattr(m.webhooks, '__wrapped__')"
+    )
+    assert seen["then"] == []
