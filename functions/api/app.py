@@ -41,23 +41,22 @@ class OnFirstUse:
         self._name = name
 
     def __getattr__(self, attribute: str) -> Any:
-        if attribute.startswith("__") or attribute == "_name":  # copy, pickle, introspection: not the module's
-            raise AttributeError(attribute)
+        if attribute.startswith("__") or attribute == "_name":
+            raise AttributeError(attribute)  # copy, pickle, introspection: not the module's
         return getattr(importlib.import_module(self._name), attribute)
 
     def __repr__(self) -> str:
         return f"<{self._name}, imported on first use>"
 
 
-batches = OnFirstUse("jobsvc.batches")
-stats = OnFirstUse("jobsvc.stats")
-webhooks = OnFirstUse("jobsvc.webhooks")
-#: what the snapshot imports besides, so that no request after a restore imports anything: the
+ON_FIRST_USE = ("jobsvc.batches", "jobsvc.stats", "jobsvc.webhooks")
+batches, stats, webhooks = map(OnFirstUse, ON_FIRST_USE)
+#: what the snapshot imports, so that no request after a restore imports anything: the
 #: modules above, the provider adapters, their HTTP client and their key lookup (SSM through
 #: Powertools' parameters, with boto3), the pool of parallel list queries, the console's files
 #: (``_before_snapshot`` also makes the OpenAPI document once, which imports its generator)
 SNAPSHOT_MODULES = (
-    "jobsvc.batches", "jobsvc.stats", "jobsvc.webhooks",
+    *ON_FIRST_USE,
     "jobsvc.providers.anthropic", "jobsvc.providers.openai", "jobsvc.providers.simulated", "jobsvc.providers.keys",
     "requests", "aws_lambda_powertools.utilities.parameters", "concurrent.futures.thread", "jobsvc.web",
 )
