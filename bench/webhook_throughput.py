@@ -59,12 +59,11 @@ HOLD_COMPLETIONS = os.environ.get("BENCH_HOLD_COMPLETIONS", "1") == "1"
 
 def _serve_receiver(conn: Any, answer_seconds: float) -> None:
     """Answer every POST 200 after ``answer_seconds``; GET /stats gives what was received."""
-    try:
-        with open("/proc/self/comm", "w") as comm:
-            comm.write("receiver")
-    except OSError:
-        pass
     from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from local.lambdas import name_process
+
+    name_process("receiver")
 
     lock = threading.Lock()
     state = {"in_flight": 0, "peak": 0}

@@ -106,13 +106,18 @@ def _die() -> None:
     os.kill(os.getpid(), signal.SIGKILL)
 
 
-def _instance(conn: Connection, spec: dict, paths: list[str]) -> None:
-    """An execution environment: import the handler once (the cold start), then serve events."""
-    try:  # ps and top show which function an instance is (the name is cut at 15 characters)
+def name_process(name: str) -> None:
+    """Name this process as ps and top show it (Linux; cut at 15 characters; elsewhere nothing)."""
+    try:
         with open("/proc/self/comm", "w") as comm:
-            comm.write(spec["name"].removesuffix("Function")[:15])
+            comm.write(name[:15])
     except OSError:
         pass
+
+
+def _instance(conn: Connection, spec: dict, paths: list[str]) -> None:
+    """An execution environment: import the handler once (the cold start), then serve events."""
+    name_process(spec["name"].removesuffix("Function"))
     sys.path[:0] = paths
     module_name, handler_name = spec["handler"].rsplit(".", 1)
     loader = importlib.util.spec_from_file_location(f"{spec['name']}_{module_name}", f"{spec['code_dir']}/{module_name}.py")
