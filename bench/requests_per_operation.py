@@ -7,6 +7,8 @@ get 1, transition/update/cancel 1, list page 1, delete 1.
 """
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import os
 import sys
@@ -17,6 +19,7 @@ sys.path[:0] = [str(ROOT), str(ROOT / "layers" / "common")]
 os.environ.update(
     AWS_ACCESS_KEY_ID="bench", AWS_SECRET_ACCESS_KEY="bench", AWS_DEFAULT_REGION="us-east-1",
     TABLE_NAME="JobsTable", POWERTOOLS_LOG_LEVEL="ERROR", POWERTOOLS_TRACE_DISABLED="true",
+    POWERTOOLS_METRICS_NAMESPACE="JobLifecycle",  # as template.yaml's Globals: the metrics are emitted
 )
 os.environ.pop("AWS_ENDPOINT_URL", None)
 
@@ -33,7 +36,8 @@ SAMPLE_JOB = "job-01a222d6-3e20-7709-8ca5-2a2f43631f8a"
 
 def main() -> None:
     in_process.install()  # moto in this process answers the service's DynamoDB requests
-    with mock_aws():
+    # the metrics the API emits (a line of JSON each on stdout, as in Lambda) are not the table's
+    with mock_aws(), contextlib.redirect_stdout(io.StringIO()):
         client = boto3.client("dynamodb", region_name="us-east-1")
         for definition in Template().table_definitions():
             client.create_table(**definition["create"])
