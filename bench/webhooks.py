@@ -9,6 +9,8 @@
 """
 from __future__ import annotations
 
+import contextlib
+import io
 import os
 import statistics
 import sys
@@ -90,7 +92,8 @@ def counts(stack: LocalStack, receiver) -> None:
 
     print("requests per delivered webhook (callbacks function)")
     for label, route, failures in [("first attempt succeeds", "/count-ok", 0), ("one failure, then success", "/count-retry", 1)]:
-        dynamodb, sqs = one(route, failures)
+        with contextlib.redirect_stdout(io.StringIO()):  # the metrics the path emits (a JSON line each)
+            dynamodb, sqs = one(route, failures)
         print(f"  {label:<28} DynamoDB {len(dynamodb)} ({', '.join(dynamodb)})   SQS {len(sqs)} ({', '.join(sqs) or '-'})")
 
 
